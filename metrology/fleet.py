@@ -1,0 +1,319 @@
+"""The fleet description: tenants, sites, instruments and their calibration records.
+
+A fleet file (YAML, read at the edges) is validated here into domain values. Shape::
+
+    fleet: Example fleet
+    as_of: 2026-11-01T00:00:00Z          # the date the description refers to
+    tenants:
+      - id: acme
+        name: ACME Precision Parts
+        kind: manufacturer                # or calibration_provider (with clients: [...])
+        sites:
+          - id: acme-north
+            name: North plant
+            instruments:
+              - id: acme-north-TT-001
+                measurand: temperature
+                unit: degC
+                range: {low: 0, high: 200}
+                tolerance: {lower: -0.5, upper: 0.5}     # or {mpe: 0.5}; relative: 0.001
+                period_s: 600
+                gateway: gw-01
+                reference: {kind: check_standard}        # reference_instrument (instrument:),
+                                                         # peer_group (group:), none
+                calibrations:
+                  - certificate: CAL-2026-0001
+                    date: 2026-01-15T00:00:00Z
+                    correction: {offset: 0.02, gain: 1.0001}
+                    expanded_uncertainty: 0.06
+                    k: 2
+                    interval_days: 365
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from metrology.calibration import CalibrationHistory, CalibrationRecord, Correction
+from metrology.errors import FleetError, UnitError
+from metrology.instrument import InstrumentSpec, ReferenceKind, ReferenceRelation, Tolerance
+from metrology.timebase import to_epoch
+from metrology.units import check_unit
+from metrology.wire import IDENTIFIER_PATTERN
+
+_Id = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+class TenantKind(StrEnum):
+    MANUFACTURER = "manufacturer"
+    CALIBRATION_PROVIDER = "calibration_provider"
+
+
+class _Range(BaseModel):
+    model_config = _STRICT
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _Range:
+        if not self.low < self.high:
+            raise ValueError(f"range low {self.low} must be below high {self.high}")
+        return self
+
+
+class _Tolerance(BaseModel):
+    model_config = _STRICT
+    lower: float | None = None
+    upper: float | None = None
+    mpe: Annotated[float, Field(gt=0)] | None = None
+    relative: Annotated[float, Field(ge=0)] = 0.0
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> _Tolerance:
+        if self.mpe is not None and (self.lower is not None or self.upper is not None):
+            raise ValueError("give either mpe or lower/upper, not both")
+        lower, upper = self.limits()
+        if lower is None and upper is None:
+            raise ValueError("a tolerance needs mpe, lower or upper")
+        if lower is not None and upper is not None and not lower < upper:
+            raise ValueError(f"tolerance lower {lower} must be below upper {upper}")
+        return self
+
+    def limits(self) -> tuple[float | None, float | None]:
+        if self.mpe is not None:
+            return -self.mpe, self.mpe
+        return self.lower, self.upper
+
+
+class _Reference(BaseModel):
+    model_config = _STRICT
+    kind: ReferenceKind
+    group: _Id | None = None
+    instrument: _Id | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> _Reference:
+        if self.kind is ReferenceKind.PEER_GROUP and self.group is None:
+            raise ValueError("a peer_group reference needs 'group'")
+        return self
+
+
+class _Correction(BaseModel):
+    model_config = _STRICT
+    offset: float = 0.0
+    gain: Annotated[float, Field(gt=0)] = 1.0
+
+
+class _Calibration(BaseModel):
+    model_config = _STRICT
+    certificate: Annotated[str, Field(min_length=1, max_length=128)]
+    date: datetime
+    correction: _Correction = _Correction()
+    expanded_uncertainty: Annotated[float, Field(ge=0)]
+    k: Annotated[float, Field(gt=0)] = 2.0
+    interval_days: Annotated[float, Field(gt=0)]
+
+
+class _Instrument(BaseModel):
+    model_config = _STRICT
+    id: _Id
+    measurand: Annotated[str, Field(min_length=1)]
+    unit: Annotated[str, Field(min_length=1)]
+    range: _Range
+    tolerance: _Tolerance
+    period_s: Annotated[float, Field(gt=0)]
+    gateway: _Id
+    reference: _Reference
+    description: str = ""
+    calibrations: list[_Calibration] = []
+
+
+class _Site(BaseModel):
+    model_config = _STRICT
+    id: _Id
+    name: str = ""
+    instruments: list[_Instrument] = []
+
+
+class _Tenant(BaseModel):
+    model_config = _STRICT
+    id: _Id
+    name: str = ""
+    kind: TenantKind = TenantKind.MANUFACTURER
+    clients: list[_Id] = []
+    sites: list[_Site] = []
+
+
+class _Fleet(BaseModel):
+    model_config = _STRICT
+    fleet: str = "fleet"
+    as_of: datetime | None = None
+    tenants: Annotated[list[_Tenant], Field(min_length=1)]
+    schema_version: Literal[1] = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    tenant_id: str
+    name: str
+    kind: TenantKind
+    clients: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    tenant: str
+    site_id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class MeasuringRange:
+    low: float
+    high: float
+
+    @property
+    def span(self) -> float:
+        return self.high - self.low
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """A validated fleet: every instrument with its calibration history."""
+
+    name: str
+    as_of: float | None
+    tenants: dict[str, Tenant]
+    sites: dict[tuple[str, str], Site]
+    instruments: dict[str, InstrumentSpec]
+    ranges: dict[str, MeasuringRange]
+    calibrations: dict[str, CalibrationHistory]
+
+    def peers_of(self, group: str) -> list[str]:
+        """Instruments of a peer group, in registry order."""
+        return [
+            i.instrument_id
+            for i in self.instruments.values()
+            if i.reference.kind is ReferenceKind.PEER_GROUP and i.reference.peer_group == group
+        ]
+
+    def subset(self, instrument_ids: list[str]) -> Fleet:
+        """The same fleet limited to ``instrument_ids`` (tenants and sites kept when used)."""
+        keep = {i: self.instruments[i] for i in instrument_ids}
+        used_sites = {(s.tenant, s.site) for s in keep.values()}
+        used_tenants = {t for t, _ in used_sites}
+        return Fleet(
+            name=self.name,
+            as_of=self.as_of,
+            tenants={
+                k: v
+                for k, v in self.tenants.items()
+                if k in used_tenants or v.kind is TenantKind.CALIBRATION_PROVIDER
+            },
+            sites={k: v for k, v in self.sites.items() if k in used_sites},
+            instruments=keep,
+            ranges={i: self.ranges[i] for i in keep},
+            calibrations={i: self.calibrations[i] for i in keep},
+        )
+
+
+def _format_errors(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors(include_url=False)[:10]:
+        where = ".".join(str(p) for p in error["loc"])
+        lines.append(f"  {where}: {error['msg']}")
+    more = exc.error_count() - 10
+    if more > 0:
+        lines.append(f"  ... and {more} more")
+    return "\n".join(lines)
+
+
+def load_fleet(document: Mapping[str, Any]) -> Fleet:
+    """Validate a fleet document (as read from YAML); raises :class:`FleetError` with every problem."""
+    try:
+        parsed = _Fleet.model_validate(document)
+    except ValidationError as exc:
+        raise FleetError(f"invalid fleet description:\n{_format_errors(exc)}") from exc
+    tenants: dict[str, Tenant] = {}
+    sites: dict[tuple[str, str], Site] = {}
+    instruments: dict[str, InstrumentSpec] = {}
+    ranges: dict[str, MeasuringRange] = {}
+    calibrations: dict[str, CalibrationHistory] = {}
+    for tenant in parsed.tenants:
+        if tenant.id in tenants:
+            raise FleetError(f"tenant {tenant.id!r} is declared twice")
+        tenants[tenant.id] = Tenant(tenant.id, tenant.name, tenant.kind, tuple(tenant.clients))
+        for site in tenant.sites:
+            if (tenant.id, site.id) in sites:
+                raise FleetError(f"site {tenant.id}/{site.id} is declared twice")
+            sites[(tenant.id, site.id)] = Site(tenant.id, site.id, site.name)
+            for item in site.instruments:
+                where = f"{tenant.id}/{site.id}/{item.id}"
+                if item.id in instruments:
+                    raise FleetError(f"{where}: instrument id is already used elsewhere in the fleet")
+                try:
+                    check_unit(item.unit)
+                except UnitError as exc:
+                    raise FleetError(f"{where}: {exc}") from exc
+                lower, upper = item.tolerance.limits()
+                instruments[item.id] = InstrumentSpec(
+                    instrument_id=item.id,
+                    tenant=tenant.id,
+                    site=site.id,
+                    gateway=item.gateway,
+                    measurand=item.measurand,
+                    unit=item.unit,
+                    tolerance=Tolerance(lower, upper, item.tolerance.relative),
+                    reporting_period_s=item.period_s,
+                    reference=ReferenceRelation(
+                        kind=item.reference.kind,
+                        peer_group=item.reference.group,
+                        reference_instrument=item.reference.instrument,
+                    ),
+                    description=item.description,
+                )
+                ranges[item.id] = MeasuringRange(item.range.low, item.range.high)
+                calibrations[item.id] = CalibrationHistory(
+                    CalibrationRecord(
+                        instrument_id=item.id,
+                        certificate_id=cal.certificate,
+                        calibrated_at=_epoch(cal.date, f"{where} calibration {cal.certificate}"),
+                        correction=Correction(cal.correction.offset, cal.correction.gain),
+                        expanded_uncertainty=cal.expanded_uncertainty,
+                        coverage_factor=cal.k,
+                        interval_days=cal.interval_days,
+                    )
+                    for cal in item.calibrations
+                )
+    for tenant_id, tenant_value in tenants.items():
+        unknown = [c for c in tenant_value.clients if c not in tenants]
+        if unknown:
+            raise FleetError(f"tenant {tenant_id!r} names unknown client tenants {unknown}")
+    group_sizes = Counter(
+        spec.reference.peer_group
+        for spec in instruments.values()
+        if spec.reference.kind is ReferenceKind.PEER_GROUP
+    )
+    for group, size in group_sizes.items():
+        if size < 3:
+            raise FleetError(
+                f"peer group {group!r} has {size} member(s); a consensus that "
+                "excludes the instrument under test needs at least 3"
+            )
+    as_of = None if parsed.as_of is None else _epoch(parsed.as_of, "as_of")
+    return Fleet(parsed.fleet, as_of, tenants, sites, instruments, ranges, calibrations)
+
+
+def _epoch(moment: datetime, where: str) -> float:
+    try:
+        return to_epoch(moment)
+    except ValueError as exc:
+        raise FleetError(f"{where}: {exc}") from exc
