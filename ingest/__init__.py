@@ -1,0 +1,1 @@
+"""MQTT ingest: durable subscription, decoding (metrology.wire), admission, dead letters."""

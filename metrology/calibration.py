@@ -106,6 +106,13 @@ class CalibrationHistory:
         i = bisect.bisect_right(self._starts, ts)
         return self._records[i - 1] if i else None
 
+    def correct(self, ts: float, indication: float) -> tuple[float, CalibrationRecord | None]:
+        """The corrected value of ``indication`` at ``ts`` and the record used (none: uncorrected)."""
+        record = self.valid_at(ts)
+        if record is None:
+            return indication, None
+        return record.correction.apply(indication), record
+
     def latest(self) -> CalibrationRecord | None:
         return self._records[-1] if self._records else None
 

@@ -37,6 +37,7 @@ import pydantic_core
 from pydantic_core import core_schema
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from metrology.assessment import StatusChange
 from metrology.reading import Reading
 from metrology.timebase import iso
 
@@ -79,6 +80,8 @@ class RejectReason(StrEnum):
     UNKNOWN_UNIT = "unknown_unit"
     UNIT_NOT_CONVERTIBLE = "unit_not_convertible"
     DUPLICATE_SEQUENCE = "duplicate_sequence"
+    PROCESSING_ERROR = "processing_error"
+    """Valid input the processing step failed on (a defect, logged with its traceback)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,6 +398,25 @@ def reading_document(reading: Reading) -> dict[str, Any]:
     if reading.reference is not None:
         document["reference"] = {"value": reading.reference, "u": reading.u_reference or 0.0}
     return document
+
+
+def encode_status_change(change: StatusChange) -> bytes:
+    """The alert event published on :func:`alerts_topic` when an instrument's status changes."""
+    document = {
+        "v": PAYLOAD_VERSION,
+        "tenant": change.tenant,
+        "site": change.site,
+        "instrument": change.instrument_id,
+        "ts": iso(change.ts),
+        "previous": None if change.previous is None else str(change.previous),
+        "status": str(change.status),
+        "reasons": list(change.reasons),
+        "numbers": {
+            k: v for k, v in change.numbers.items()
+            if not (isinstance(v, float) and not math.isfinite(v))
+        },
+    }
+    return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
 
 
 def encode(tenant: str, site: str, gateway: str, readings: Sequence[Reading]) -> bytes:

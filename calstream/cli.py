@@ -1,0 +1,194 @@
+"""The calstream command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console, Group
+from rich.live import Live
+
+from calstream.settings import Settings
+from metrology.errors import MetrologyError
+
+app = typer.Typer(
+    name="calstream",
+    help=(
+        "calstream: live calibration correction, drift detection and fleet health for measuring "
+        "instruments streaming over MQTT.\n\n"
+        "Settings come from options, CALSTREAM_* environment variables, or the TOML file named by "
+        "CALSTREAM_CONFIG."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _settings() -> Settings:
+    try:
+        settings = Settings()
+    except Exception as exc:  # pydantic's own message names the bad setting
+        _fail(f"invalid settings: {exc}")
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return settings
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    Console(stderr=True).print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def demo(
+    duration: Annotated[float, typer.Option("--duration", min=1.0, help="Wall-clock seconds to run.")] = 30.0,
+    instruments: Annotated[int, typer.Option("--instruments", min=1, help="Instruments to simulate (60 = the shipped example fleet; other sizes are generated).")] = 60,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated behaviour (same seed, same run).")] = 1,
+    db: Annotated[Path | None, typer.Option("--db", help="SQLite store to create (replaced if it is an earlier calstream store). Default: calstream-work/demo.sqlite")] = None,
+    broker: Annotated[str | None, typer.Option("--broker", help="Use this MQTT broker (mqtt://host:port) instead of the embedded one.")] = None,
+    sim_days: Annotated[float, typer.Option("--sim-days", min=1.0, help="Simulated days of instrument life streamed during the run.")] = 180.0,
+    fleet: Annotated[Path | None, typer.Option("--fleet", help="Fleet file (YAML) to simulate instead of the example fleet.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on the last line of standard output.")] = False,
+) -> None:
+    """Simulate a fleet streaming over MQTT into drift processing and a SQLite store, live."""
+    from calstream.demo import Demo, DemoOptions
+    from calstream.live import DemoScreen
+
+    settings = _settings()
+    options = DemoOptions(
+        duration_s=duration, instruments=instruments, seed=seed, sim_days=sim_days,
+        db=db, broker=broker or settings.broker, fleet=fleet,
+    )
+    try:
+        run = Demo(options, settings)
+    except (MetrologyError, FileExistsError, OSError) as exc:
+        _fail(str(exc))
+    console = Console(stderr=json_output)
+    screen = DemoScreen(run)
+    try:
+        with Live(screen.render(), console=console, refresh_per_second=4, transient=False) as live:
+            result = run.run(on_tick=lambda _run: live.update(screen.render()))
+    except KeyboardInterrupt:
+        _fail("interrupted", code=130)
+    except Exception as exc:
+        logging.getLogger("calstream").exception("demo failed")
+        _fail(f"demo failed: {exc}", code=1)
+    summary = result.as_dict()
+    console.print(screen.summary(result))
+    if json_output:
+        sys.stdout.write(json.dumps(summary, sort_keys=False) + "\n")
+
+
+@app.command()
+def status(
+    db: Annotated[Path | None, typer.Option("--db", help="SQLite store to read. Default: CALSTREAM_DB or calstream-work/calstream.sqlite")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant's instruments.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print fleet health as JSON.")] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many of the worst instruments to list.")] = 15,
+) -> None:
+    """Print fleet health from a store: counts by status per site, worst instruments, recent alerts."""
+    from calstream.views import alerts_table, dead_letter_table, site_table, worst_table
+    from storage.sqlite_store import SqliteStore
+
+    settings = _settings()
+    path = db or settings.db_path
+    if not path.exists():
+        _fail(f"no store at {path}; run `calstream demo` first or pass --db PATH")
+    with SqliteStore(path) as store:
+        by_status = store.counts_by_status(tenant)
+        by_site = {k: v for k, v in store.counts_by_site().items() if tenant is None or k[0] == tenant}
+        worst = store.worst_instruments(limit, tenant)
+        alerts = store.alerts(10, tenant)
+        dead = store.dead_letters_by_reason()
+        readings = store.reading_count()
+    if json_output:
+        document = {
+            "db": str(path),
+            "readings": readings,
+            "instruments_by_status": by_status,
+            "sites": [
+                {"tenant": t, "site": s, "instruments_by_status": counts}
+                for (t, s), counts in sorted(by_site.items())
+            ],
+            "worst": [
+                {"instrument": w.instrument_id, "tenant": w.tenant, "site": w.site,
+                 "status": str(w.status), "conditions": [str(c) for c in w.conditions],
+                 "reasons": list(w.reasons), "numbers": w.numbers}
+                for w in worst
+            ],
+            "dead_letters_by_reason": dead,
+            "alerts": len(alerts),
+        }
+        sys.stdout.write(json.dumps(document) + "\n")
+        return
+    console = Console()
+    console.print(f"[bold]{path}[/]: {readings} readings, "
+                  f"{sum(by_status.values())} instruments")
+    console.print(Group(site_table(by_site), worst_table(worst), alerts_table(alerts)))
+    if dead:
+        console.print(dead_letter_table(dead))
+
+
+@app.command()
+def bench(
+    instruments: Annotated[int, typer.Option("--instruments", min=1, help="Instruments in the generated bench fleet.")] = 1000,
+    readings: Annotated[int, typer.Option("--readings", min=1000, help="Readings sent in the 100-per-message case.")] = 400_000,
+    single_readings: Annotated[int, typer.Option("--single-readings", min=100, help="Readings sent in the 1-per-message case.")] = 20_000,
+    broker: Annotated[str | None, typer.Option("--broker", help="Use this mosquitto (mqtt://host:port) instead of starting one with the deploy tuning.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object on the last line.")] = False,
+) -> None:
+    """End-to-end readings/s through a real mosquitto beside the raw broker-to-subscriber rate."""
+    import tempfile
+
+    from rich.table import Table
+
+    from calstream.bench import as_document, run_bench
+    from calstream.local_mosquitto import LocalMosquitto
+    from calstream.settings import broker_address
+
+    _settings()
+    console = Console(stderr=json_output)
+    with tempfile.TemporaryDirectory(prefix="calstream-bench-broker-") as folder:
+        try:
+            if broker:
+                address = broker_address(broker)
+                local = None
+            else:
+                local = LocalMosquitto(Path(folder))
+                local.start()
+                address = (local.host, local.port)
+        except (FileNotFoundError, RuntimeError, ValueError) as exc:
+            _fail(str(exc))
+        try:
+            with console.status("publishing and processing (raw ceiling first, then the pipeline)..."):
+                results = run_bench(address, instruments, readings, single_readings)
+        finally:
+            if local is not None:
+                local.kill()
+    table = Table(title=f"calstream bench: {instruments} instruments, mosquitto at {address[0]}:{address[1]}")
+    for column in ("readings/msg", "readings", "raw ceiling (readings/s)", "pipeline (readings/s)",
+                   "ratio", "stored", "µs/reading: decode", "admit", "step", "snapshot", "store", "ack"):
+        table.add_column(column, justify="right")
+    for r in results:
+        us = r.us_per_reading
+        table.add_row(
+            str(r.readings_per_message), f"{r.readings:,}", f"{r.raw_readings_per_s:,.0f}",
+            f"{r.pipeline_readings_per_s:,.0f}", f"{r.ratio:.2f}", f"{r.stored:,}",
+            *(f"{us[k]:.1f}" for k in ("decode", "admit", "step", "snapshot", "store", "ack")),
+        )
+    console.print(table)
+    if json_output:
+        sys.stdout.write(json.dumps(as_document(results)) + "\n")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+

@@ -1,0 +1,100 @@
+"""calstream's one settings object: environment variables (``CALSTREAM_*``) or one TOML file.
+
+Precedence, highest first: command-line options, environment variables, the file named by
+``CALSTREAM_CONFIG`` (TOML, same keys in lower case), defaults. The defaults run embedded with no
+set-up: an in-process broker and a SQLite store in ``./calstream-work``.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from metrology.conformity import DecisionRule
+
+
+def example_fleet_path() -> Path:
+    """The example fleet shipped with calstream."""
+    return Path(str(resources.files("calstream") / "data" / "fleet.yaml"))
+
+
+class Settings(BaseSettings):
+    """Every option names its environment variable: ``CALSTREAM_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="CALSTREAM_", extra="ignore")
+
+    broker: str | None = Field(
+        default=None,
+        description="MQTT broker URL mqtt://host:port; unset runs an embedded broker (amqtt)",
+    )
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    client_id: str = Field(default="calstream-pipeline", description="fixed MQTT client id (durable session)")
+    work_dir: Path = Path("calstream-work")
+    db: Path | None = Field(default=None, description="SQLite store; default <work_dir>/calstream.sqlite")
+    fleet: Path | None = Field(default=None, description="fleet file (YAML); default: the example fleet")
+    decision_rule: str = Field(default="simple", description="simple | guard_band_u | risk:<fraction>")
+    due_soon_days: Annotated[float, Field(gt=0)] = 30.0
+    offline_after_periods: Annotated[float, Field(gt=0)] = 5.0
+    max_future_s: Annotated[float, Field(ge=0)] = 300.0
+    max_age_days: Annotated[float, Field(gt=0)] = 3650.0
+    log_level: str = "WARNING"
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_url(cls, value: str | None) -> str | None:
+        if value:
+            broker_address(value)
+        return value
+
+    @field_validator("decision_rule")
+    @classmethod
+    def _rule(cls, value: str) -> str:
+        DecisionRule.parse(value)
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("CALSTREAM_CONFIG")
+        if config_file:
+            if not Path(config_file).is_file():
+                raise FileNotFoundError(
+                    f"CALSTREAM_CONFIG names {config_file!r}, which is not a file"
+                )
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def db_path(self) -> Path:
+        return self.db if self.db is not None else self.work_dir / "calstream.sqlite"
+
+    @property
+    def fleet_path(self) -> Path:
+        return self.fleet if self.fleet is not None else example_fleet_path()
+
+
+def broker_address(url: str) -> tuple[str, int]:
+    """Host and port of ``mqtt://host:port`` (port 1883 when omitted)."""
+    parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+    if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
+        raise ValueError(f"broker {url!r} is not an MQTT URL like mqtt://localhost:1883")
+    return parts.hostname, parts.port or 1883

@@ -1,0 +1,222 @@
+"""Publishing simulated gateway batches to an MQTT broker at QoS 1, with bounded in-flight messages.
+
+One paho-mqtt 2.x connection carries the whole simulated fleet (every gateway's topic). paho
+accepts QoS 1 publishes without bound and fails with ``MQTT_ERR_QUEUE_SIZE`` once 65,535 are
+outstanding (FIELD_NOTES.md, MQTT), so the publisher keeps its own window: at most
+``max_inflight`` messages may wait for their PUBACK; :meth:`GatewayPublisher.publish_batch`
+blocks on a condition variable, signalled from ``on_publish``, while the window is full, and
+raises :class:`~edge_sim.errors.BackpressureTimeout` if nothing is acknowledged for ``timeout``.
+
+Readings count as delivered (``readings_acked``) only when the broker acknowledged their message.
+While the connection is down paho keeps the unacknowledged messages and sends them again after it
+reconnects by itself (``reconnect_delay_set``); the window keeps the backlog bounded meanwhile.
+
+Payloads are :func:`metrology.wire.encode` text, produced by the faster, byte-identical
+:func:`edge_sim.encoding.encode_batch`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+from edge_sim.encoding import encode_batch
+from edge_sim.errors import BackpressureTimeout, ConnectError, PublishError
+from metrology.reading import Reading
+from metrology.wire import readings_topic
+
+DEFAULT_CLIENT_ID = "calstream-edge-sim"
+DEFAULT_MAX_INFLIGHT = 1000
+QOS_AT_LEAST_ONCE = 1
+
+
+class GatewayPublisher:
+    """Publishes batches of readings as wire payload v1 at QoS 1 over one MQTT connection."""
+
+    def __init__(
+        self,
+        client_id: str = DEFAULT_CLIENT_ID,
+        max_inflight: int = DEFAULT_MAX_INFLIGHT,
+        *,
+        clean_session: bool = True,
+        keepalive: int = 30,
+        username: str | None = None,
+        password: str | None = None,
+        reconnect_min_delay: int = 1,
+        reconnect_max_delay: int = 30,
+    ) -> None:
+        if not 1 <= max_inflight <= 65_000:
+            raise ValueError(f"max_inflight must be within 1..65000, got {max_inflight}")
+        self.client_id = client_id
+        self.max_inflight = max_inflight
+        self.keepalive = keepalive
+        self._client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=clean_session,
+            protocol=mqtt.MQTTv311,
+        )
+        if username is not None:
+            self._client.username_pw_set(username, password)
+        # paho's own window is as wide as ours: ours decides, paho never queues behind it.
+        self._client.max_inflight_messages_set(max_inflight)
+        self._client.reconnect_delay_set(reconnect_min_delay, reconnect_max_delay)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_publish = self._on_publish
+        self._window = threading.Condition()
+        self._inflight: dict[int, int] = {}
+        """mid -> readings in the message, for messages not yet acknowledged."""
+        self._acked_early: set[int] = set()
+        """PUBACKs that arrived before ``publish`` returned their mid (the network thread won)."""
+        self._connected = threading.Event()
+        self._connect_result: Any = None
+        self._started = False
+        self.readings_sent = 0
+        self.readings_acked = 0
+        self.messages_sent = 0
+        self.messages_acked = 0
+        self.connections = 0
+
+    # --- lifecycle ---
+
+    def connect(self, host: str = "127.0.0.1", port: int = 1883, timeout: float = 10.0) -> None:
+        """Connect and start the network thread; returns once the broker accepted (CONNACK)."""
+        try:
+            self._client.connect(host, port, keepalive=self.keepalive)
+        except OSError as exc:
+            raise ConnectError(f"cannot reach MQTT broker {host}:{port}: {exc}") from exc
+        self._client.loop_start()
+        self._started = True
+        if not self._connected.wait(timeout):
+            reason = self._connect_result
+            self.close()
+            raise ConnectError(
+                f"MQTT broker {host}:{port} did not accept the connection within {timeout} s"
+                + (f" ({reason})" if reason is not None else "")
+            )
+
+    def close(self) -> None:
+        """Disconnect and stop the network thread (unacknowledged messages are abandoned)."""
+        if self._started:
+            self._client.disconnect()
+            self._client.loop_stop()
+            self._started = False
+
+    def __enter__(self) -> GatewayPublisher:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def inflight(self) -> int:
+        """Messages published and not yet acknowledged."""
+        with self._window:
+            return len(self._inflight)
+
+    # --- publishing ---
+
+    def publish_batch(
+        self,
+        tenant: str,
+        site: str,
+        gateway: str,
+        readings: Sequence[Reading],
+        timeout: float | None = 60.0,
+    ) -> int:
+        """Publish one batch as one message; returns its message id.
+
+        Blocks while ``max_inflight`` messages await their PUBACK; raises
+        :class:`BackpressureTimeout` if the window does not open within ``timeout`` seconds.
+        """
+        if not readings:
+            raise ValueError("a batch needs at least one reading (the wire refuses empty batches)")
+        payload = encode_batch(tenant, site, gateway, readings)
+        topic = readings_topic(tenant, site, gateway)
+        with self._window:
+            if not self._window.wait_for(lambda: len(self._inflight) < self.max_inflight, timeout):
+                raise BackpressureTimeout(
+                    f"{self.max_inflight} messages unacknowledged for {timeout} s "
+                    f"(connected: {self.connected}); {topic} not published"
+                )
+        # Not under our lock: paho calls on_publish while holding its own message lock, which
+        # publish() needs too.
+        info = self._client.publish(topic, payload, qos=QOS_AT_LEAST_ONCE)
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            # NO_CONN is fine: paho keeps the message and sends it after reconnecting.
+            raise PublishError(f"{topic}: paho refused the message: {mqtt.error_string(info.rc)}")
+        count = len(readings)
+        with self._window:
+            self.messages_sent += 1
+            self.readings_sent += count
+            if info.mid in self._acked_early:
+                self._acked_early.discard(info.mid)
+                self._count_ack(count)
+            else:
+                self._inflight[info.mid] = count
+        return info.mid
+
+    def publish_all(self, batches: Iterable[Sequence[Any]], timeout: float | None = 60.0) -> int:
+        """Publish ``(tenant, site, gateway, readings)`` batches in order; returns readings sent."""
+        sent = 0
+        for tenant, site, gateway, readings in batches:
+            self.publish_batch(tenant, site, gateway, readings, timeout)
+            sent += len(readings)
+        return sent
+
+    def flush(self, timeout: float | None = 30.0) -> bool:
+        """Wait until every published message is acknowledged; False if ``timeout`` ran out."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._window:
+            while self._inflight:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._window.wait(remaining)
+            return True
+
+    # --- paho callbacks (network thread) ---
+
+    def _count_ack(self, count: int) -> None:
+        self.messages_acked += 1
+        self.readings_acked += count
+        self._window.notify_all()
+
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason_code: Any, properties: Any
+    ) -> None:
+        with self._window:
+            count = self._inflight.pop(mid, None)
+            if count is None:
+                self._acked_early.add(mid)
+            else:
+                self._count_ack(count)
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
+        self._connect_result = reason_code
+        if not reason_code.is_failure:
+            self.connections += 1
+            self._connected.set()
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
+        self._connected.clear()

@@ -1,0 +1,182 @@
+"""Domain values to SQL parameter tuples (and back), in the column order of :mod:`storage.schema`.
+
+The readings path is the hot one: a row is a slice of the :class:`Reading` tuple joined to a slice
+of the :class:`Assessment` tuple (both are named tuples), which is about three times faster than
+building the row from attributes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+from metrology.assessment import Assessment, HealthSnapshot, StatusChange
+from metrology.health import Status
+from metrology.reading import Reading
+from metrology.wire import DeadLetter, RejectReason
+
+# Reading[:8]  = tenant, site, gateway, instrument_id, ts, value, unit, seq
+# Assessment[3:] = corrected, certificate_id, reference, residual, u_residual, ewma,
+#                  cusum_high, cusum_low, drift_rate, status
+READING_COLUMNS = (
+    "tenant", "site", "gateway", "instrument_id", "ts", "value", "unit", "seq",
+    "corrected", "certificate_id", "reference", "residual", "u_residual", "ewma",
+    "cusum_high", "cusum_low", "drift_rate", "status",
+)  # fmt: skip
+assert Reading._fields[:8] + Assessment._fields[3:] == READING_COLUMNS
+
+STATE_NUMBER_COLUMNS = (
+    "residual",
+    "u_residual",
+    "drift_rate",
+    "predicted_oot_at",
+    "probability_of_conformity",
+    "due_at",
+    "first_drift_at",
+)
+"""Keys of :attr:`HealthSnapshot.numbers` also stored as REAL columns of ``instrument_state``."""
+
+STATE_COLUMNS = (
+    "instrument_id", "tenant", "site", "status", "conditions", "reasons", "evaluated_at",
+    "last_reading_at", "numbers", *STATE_NUMBER_COLUMNS,
+)  # fmt: skip
+
+ALERT_COLUMNS = (
+    "tenant", "site", "instrument_id", "ts", "previous", "status", "reasons", "numbers",
+)  # fmt: skip
+
+DEAD_LETTER_COLUMNS = (
+    "received_at", "topic", "tenant", "instrument_id", "seq", "reason", "detail", "excerpt",
+    "count",
+)  # fmt: skip
+
+
+def reading_rows(readings: Iterable[tuple[Reading, Assessment]]) -> list[tuple[Any, ...]]:
+    return [r[:8] + a[3:] for r, a in readings]
+
+
+_ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def to_json(value: Mapping[str, Any] | Sequence[Any]) -> str:
+    """Standard JSON: SQLite's json functions and Grafana refuse ``NaN``/``Infinity`` (-> null)."""
+    try:
+        return _ENCODE(value)
+    except ValueError:  # a non-finite number somewhere: the rare path
+        if isinstance(value, Mapping):
+            return _ENCODE({k: _finite(v) for k, v in value.items()})
+        return _ENCODE([_finite(v) for v in value])
+
+
+@lru_cache(maxsize=1024)
+def _conditions_json(conditions: tuple[Status, ...]) -> str:
+    # Few distinct combinations occur, and there is one snapshot per instrument per batch.
+    return _ENCODE([c.value for c in conditions])
+
+
+def _number(value: Any) -> float | None:
+    """A finite real number, or None (text, missing and non-finite values)."""
+    if type(value) is float:
+        return value if math.isfinite(value) else None
+    if type(value) is int:
+        return float(value)
+    return None
+
+
+def snapshot_row(s: HealthSnapshot) -> tuple[Any, ...]:
+    get = s.numbers.get
+    return (
+        s.instrument_id,
+        s.tenant,
+        s.site,
+        s.status.value,
+        _conditions_json(s.conditions),
+        to_json(s.reasons),
+        s.evaluated_at,
+        s.last_reading_at,
+        to_json(s.numbers),
+        *[_number(get(key)) for key in STATE_NUMBER_COLUMNS],
+    )
+
+
+def change_row(c: StatusChange) -> tuple[Any, ...]:
+    return (
+        c.tenant,
+        c.site,
+        c.instrument_id,
+        c.ts,
+        None if c.previous is None else c.previous.value,
+        c.status.value,
+        to_json(c.reasons),
+        to_json(c.numbers),
+    )
+
+
+def dead_letter_row(d: DeadLetter) -> tuple[Any, ...]:
+    return (
+        d.received_at,
+        d.topic,
+        d.tenant,
+        d.instrument_id,
+        d.seq,
+        d.reason.value,
+        d.detail,
+        d.excerpt,
+        d.count,
+    )
+
+
+# --- back to domain values (queries) ---
+
+
+def snapshot_from_row(row: tuple[Any, ...]) -> HealthSnapshot:
+    instrument_id, tenant, site, status, conditions, reasons, evaluated_at, last, numbers = row[:9]
+    return HealthSnapshot(
+        instrument_id=instrument_id,
+        tenant=tenant,
+        site=site,
+        status=Status(status),
+        conditions=tuple(Status(c) for c in json.loads(conditions)),
+        reasons=tuple(json.loads(reasons)),
+        evaluated_at=evaluated_at,
+        last_reading_at=last,
+        numbers=json.loads(numbers),
+    )
+
+
+def change_from_row(row: tuple[Any, ...]) -> StatusChange:
+    tenant, site, instrument_id, ts, previous, status, reasons, numbers = row
+    return StatusChange(
+        instrument_id=instrument_id,
+        tenant=tenant,
+        site=site,
+        ts=ts,
+        previous=None if previous is None else Status(previous),
+        status=Status(status),
+        reasons=tuple(json.loads(reasons)),
+        numbers=json.loads(numbers),
+    )
+
+
+def dead_letter_from_row(row: tuple[Any, ...]) -> DeadLetter:
+    received_at, topic, tenant, instrument_id, seq, reason, detail, excerpt, count = row
+    return DeadLetter(
+        received_at=received_at,
+        topic=topic,
+        reason=RejectReason(reason),
+        detail=detail,
+        excerpt=excerpt,
+        count=count,
+        tenant=tenant,
+        instrument_id=instrument_id,
+        seq=seq,
+    )

@@ -1,0 +1,248 @@
+"""The SQLite schema of the embedded store (``docs/storage.md`` is the full reference).
+
+Times are REAL epoch seconds, UTC (Grafana's ``frser-sqlite-datasource`` reads them as time
+columns). Values are in the instrument's registered unit. JSON columns hold standard JSON
+(non-finite numbers are written as ``null``). Column names are plain so dashboards can use them.
+
+Registry (written by :meth:`SqliteStore.register_fleet`, upserted)::
+
+    tenants         tenant_id PK, name, kind (manufacturer | calibration_provider)
+    tenant_clients  provider, client            (a provider may read its clients' fleets)
+    sites           tenant, site_id, name       PK (tenant, site_id)
+    instruments     instrument_id PK, tenant, site, gateway, measurand, unit,
+                    tolerance_lower, tolerance_upper [unit], tolerance_relative [of reading],
+                    reporting_period_s [s], reference_kind, peer_group, reference_instrument,
+                    range_low, range_high [unit], description
+    calibrations    instrument_id, certificate_id PK, calibrated_at [epoch s],
+                    correction_offset [unit], correction_gain [1], expanded_uncertainty U [unit],
+                    coverage_factor k, standard_uncertainty U/k [unit], interval_days [d],
+                    due_at [epoch s]
+
+Series and state (written by :meth:`SqliteStore.write`, one transaction per batch)::
+
+    readings          PK (ts, instrument_id, seq), WITHOUT ROWID: tenant, site, gateway,
+                      value, unit, corrected, certificate_id, reference, residual,
+                      u_residual [unit], ewma, cusum_high, cusum_low, drift_rate [unit/day], status
+    instrument_state  latest health per instrument (PK instrument_id): tenant, site, status,
+                      conditions (JSON list), reasons (JSON list), evaluated_at, last_reading_at,
+                      numbers (JSON object) and, broken out for dashboards, residual,
+                      u_residual, drift_rate, predicted_oot_at, probability_of_conformity,
+                      due_at, first_drift_at
+    alerts            every status change (the status history): id PK, tenant, site, instrument_id,
+                      ts, previous, status, reasons (JSON list), numbers (JSON object);
+                      UNIQUE (instrument_id, ts, status) so a re-delivered change is stored once
+    status_history    VIEW over alerts, with ts_utc as ISO text for people
+    dead_letters      id PK, received_at, topic, tenant, instrument_id, seq, reason, detail,
+                      excerpt, count (readings the rejection stands for)
+    schema_version    one row: version
+
+The readings key is the identity ``(instrument_id, ts, seq)`` ordered time first: readings
+arrive in time order, so a batch appends to the tail of the b-tree instead of touching one page
+per instrument across the table (2-3x the insert rate with thousands of instruments; see
+``docs/storage.md``). Per-instrument time ranges then scan the fleet's rows of the window; add
+``readings_by_instrument (instrument_id, ts)`` where those panels are too slow.
+
+Foreign keys are declared on the registry for documentation but not enforced
+(``PRAGMA foreign_keys=OFF``): checking every reading against ``instruments`` would cost a lookup
+per row on the hot path, and ingest already refuses unknown instruments (``unknown_instrument``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from storage.errors import SchemaVersionError
+
+SCHEMA_VERSION = 1
+
+SYNCHRONOUS_MODES = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
+
+CACHE_SIZE_KIB = 64 * 1024
+BUSY_TIMEOUT_MS = 10_000
+
+_REGISTRY = """
+CREATE TABLE IF NOT EXISTS tenants (
+    tenant_id   TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    kind        TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tenant_clients (
+    provider    TEXT NOT NULL REFERENCES tenants (tenant_id),
+    client      TEXT NOT NULL REFERENCES tenants (tenant_id),
+    PRIMARY KEY (provider, client)
+);
+CREATE TABLE IF NOT EXISTS sites (
+    tenant      TEXT NOT NULL REFERENCES tenants (tenant_id),
+    site_id     TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    PRIMARY KEY (tenant, site_id)
+);
+CREATE TABLE IF NOT EXISTS instruments (
+    instrument_id        TEXT PRIMARY KEY,
+    tenant               TEXT NOT NULL,
+    site                 TEXT NOT NULL,
+    gateway              TEXT NOT NULL,
+    measurand            TEXT NOT NULL,
+    unit                 TEXT NOT NULL,
+    tolerance_lower      REAL,
+    tolerance_upper      REAL,
+    tolerance_relative   REAL NOT NULL,
+    reporting_period_s   REAL NOT NULL,
+    reference_kind       TEXT NOT NULL,
+    peer_group           TEXT,
+    reference_instrument TEXT,
+    range_low            REAL NOT NULL,
+    range_high           REAL NOT NULL,
+    description          TEXT NOT NULL,
+    FOREIGN KEY (tenant, site) REFERENCES sites (tenant, site_id)
+);
+CREATE INDEX IF NOT EXISTS instruments_by_site ON instruments (tenant, site);
+CREATE TABLE IF NOT EXISTS calibrations (
+    instrument_id        TEXT NOT NULL REFERENCES instruments (instrument_id),
+    certificate_id       TEXT NOT NULL,
+    calibrated_at        REAL NOT NULL,
+    correction_offset    REAL NOT NULL,
+    correction_gain      REAL NOT NULL,
+    expanded_uncertainty REAL NOT NULL,
+    coverage_factor      REAL NOT NULL,
+    standard_uncertainty REAL NOT NULL,
+    interval_days        REAL NOT NULL,
+    due_at               REAL NOT NULL,
+    PRIMARY KEY (instrument_id, certificate_id)
+);
+"""
+
+_SERIES = """
+CREATE TABLE IF NOT EXISTS readings (
+    tenant         TEXT NOT NULL,
+    site           TEXT NOT NULL,
+    gateway        TEXT NOT NULL,
+    instrument_id  TEXT NOT NULL,
+    ts             REAL NOT NULL,
+    value          REAL NOT NULL,
+    unit           TEXT NOT NULL,
+    seq            INTEGER NOT NULL,
+    corrected      REAL,
+    certificate_id TEXT,
+    reference      REAL,
+    residual       REAL,
+    u_residual     REAL,
+    ewma           REAL,
+    cusum_high     REAL,
+    cusum_low      REAL,
+    drift_rate     REAL,
+    status         TEXT NOT NULL,
+    PRIMARY KEY (ts, instrument_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS instrument_state (
+    instrument_id             TEXT PRIMARY KEY,
+    tenant                    TEXT NOT NULL,
+    site                      TEXT NOT NULL,
+    status                    TEXT NOT NULL,
+    conditions                TEXT NOT NULL,
+    reasons                   TEXT NOT NULL,
+    evaluated_at              REAL NOT NULL,
+    last_reading_at           REAL,
+    numbers                   TEXT NOT NULL,
+    residual                  REAL,
+    u_residual                REAL,
+    drift_rate                REAL,
+    predicted_oot_at          REAL,
+    probability_of_conformity REAL,
+    due_at                    REAL,
+    first_drift_at            REAL
+);
+CREATE INDEX IF NOT EXISTS instrument_state_by_site ON instrument_state (tenant, site);
+CREATE TABLE IF NOT EXISTS alerts (
+    id             INTEGER PRIMARY KEY,
+    tenant         TEXT NOT NULL,
+    site           TEXT NOT NULL,
+    instrument_id  TEXT NOT NULL,
+    ts             REAL NOT NULL,
+    previous       TEXT,
+    status         TEXT NOT NULL,
+    reasons        TEXT NOT NULL,
+    numbers        TEXT NOT NULL,
+    UNIQUE (instrument_id, ts, status)
+);
+CREATE INDEX IF NOT EXISTS alerts_by_tenant_time ON alerts (tenant, ts);
+CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (ts);
+CREATE VIEW IF NOT EXISTS status_history AS
+    SELECT id, ts, strftime('%Y-%m-%dT%H:%M:%fZ', ts, 'unixepoch') AS ts_utc,
+           tenant, site, instrument_id, previous, status, reasons, numbers
+    FROM alerts;
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id             INTEGER PRIMARY KEY,
+    received_at    REAL NOT NULL,
+    topic          TEXT NOT NULL,
+    tenant         TEXT,
+    instrument_id  TEXT,
+    seq            INTEGER,
+    reason         TEXT NOT NULL,
+    detail         TEXT NOT NULL,
+    excerpt        TEXT NOT NULL,
+    count          INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_by_time ON dead_letters (received_at);
+CREATE TABLE IF NOT EXISTS schema_version (
+    version        INTEGER NOT NULL
+);
+"""
+
+
+def configure(conn: sqlite3.Connection, synchronous: str) -> None:
+    """Connection pragmas: WAL (readers never block the writer), durability, caches."""
+    mode = synchronous.upper()
+    if mode not in SYNCHRONOUS_MODES:
+        modes = sorted(SYNCHRONOUS_MODES)
+        raise ValueError(f"synchronous must be one of {modes}, got {synchronous!r}")
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    # Set per connection (not stored in the file): FULL syncs the WAL on every commit, so a
+    # committed batch survives power loss and may be acknowledged to the broker.
+    conn.execute(f"PRAGMA synchronous = {mode}")
+    conn.execute("PRAGMA foreign_keys = OFF")
+    conn.execute("PRAGMA temp_store = MEMORY")
+    conn.execute(f"PRAGMA cache_size = -{CACHE_SIZE_KIB}")
+
+
+def create_schema(conn: sqlite3.Connection) -> int:
+    """Create every table, index and view that is missing; return the stored schema version.
+
+    Idempotent: opening an existing store changes nothing. A store written by a newer schema is
+    refused rather than touched.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = _stored_version(conn)
+        if row is not None and row > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"database schema version {row} is newer than this calstream's ({SCHEMA_VERSION})"
+            )
+        for script in (_REGISTRY, _SERIES):
+            for statement in _statements(script):
+                conn.execute(statement)
+        if row is None:
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            row = SCHEMA_VERSION
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return row
+
+
+def _stored_version(conn: sqlite3.Connection) -> int | None:
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    ).fetchone()
+    if exists is None:
+        return None
+    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def _statements(script: str) -> list[str]:
+    # executescript() would COMMIT the surrounding transaction; run statements one by one instead.
+    # No statement here contains a ';' inside a literal, so splitting on ';' is exact.
+    return [s.strip() for s in script.split(";") if s.strip()]

@@ -1,0 +1,204 @@
+"""The embedded store: SQLite in WAL mode, one transaction per pipeline batch.
+
+Grafana (``frser-sqlite-datasource``) and ``calstream status`` read the same file while the
+pipeline writes: in WAL mode readers see the last committed batch and never block the writer.
+The tables are described in :mod:`storage.schema` and ``docs/storage.md``.
+
+Single writer: one :class:`SqliteStore` per database file writes, from one pipeline. The
+connection is opened with ``check_same_thread=False`` and every method holds a lock, so the
+store may be shared by the pipeline thread and, say, a status thread; but a second writing
+*process* would only wait on SQLite's lock (``busy_timeout``) and gain nothing.
+
+Durability: with ``synchronous="FULL"`` (the default) a batch whose :meth:`SqliteStore.write`
+has returned survives power loss, so the pipeline may acknowledge its messages to the broker.
+``"NORMAL"`` is faster but may lose the last batches on power loss (never on a process crash).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from metrology.assessment import HealthSnapshot, StatusChange
+from metrology.fleet import Fleet
+from metrology.wire import DeadLetter
+from storage import queries, registry
+from storage.batch import StoreBatch, WriteResult
+from storage.errors import StorageError
+from storage.rows import (
+    ALERT_COLUMNS,
+    DEAD_LETTER_COLUMNS,
+    READING_COLUMNS,
+    STATE_COLUMNS,
+    change_row,
+    dead_letter_row,
+    reading_rows,
+    snapshot_row,
+)
+from storage.schema import configure, create_schema
+
+_T = TypeVar("_T")
+
+
+def _insert(table: str, columns: tuple[str, ...], verb: str = "INSERT") -> str:
+    return f"{verb} INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+
+_INSERT_READING = _insert("readings", READING_COLUMNS, "INSERT OR IGNORE")
+_INSERT_ALERT = _insert("alerts", ALERT_COLUMNS, "INSERT OR IGNORE")
+_INSERT_DEAD_LETTER = _insert("dead_letters", DEAD_LETTER_COLUMNS)
+# A snapshot older than the stored one (a re-delivered batch) does not roll the state back.
+_UPSERT_STATE = (
+    _insert("instrument_state", STATE_COLUMNS)
+    + " ON CONFLICT (instrument_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in STATE_COLUMNS[1:])
+    + " WHERE excluded.evaluated_at >= instrument_state.evaluated_at"
+)
+
+
+class SqliteStore:
+    """Readings, latest health, alerts, dead letters and the registry in one SQLite file."""
+
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
+        self.path = path if str(path) == ":memory:" else Path(path)
+        self._lock = threading.Lock()
+        try:
+            if isinstance(self.path, Path):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: no implicit transactions; write() opens its own.
+            self._conn = sqlite3.connect(
+                str(self.path), isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(f"cannot open store {self.path}: {exc}") from exc
+        try:
+            configure(self._conn, synchronous)
+            self.schema_version = create_schema(self._conn)
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise StorageError(f"cannot prepare store {self.path}: {exc}") from exc
+        except BaseException:
+            self._conn.close()
+            raise
+
+    # --- writing ---
+
+    def register_fleet(self, fleet: Fleet) -> None:
+        """Upsert tenants, sites, instruments and calibrations of ``fleet`` in one transaction."""
+        self._in_transaction(f"register fleet {fleet.name!r}", registry.register_fleet, fleet)
+
+    def write(self, batch: StoreBatch) -> WriteResult:
+        """Write one batch in ONE transaction and return exact counts; raises :class:`StorageError`.
+
+        Readings already stored under the same ``(instrument_id, ts, seq)`` are ignored and
+        counted as duplicates, so re-delivery is harmless. On return the batch is committed.
+        """
+        if not len(batch):
+            return WriteResult(0, 0, 0, 0)
+        what = (
+            f"write {len(batch.readings)} readings, {len(batch.snapshots)} snapshots, "
+            f"{len(batch.changes)} changes, {len(batch.dead_letters)} dead letters"
+        )
+        return self._in_transaction(what, self._write, batch)
+
+    def _write(self, conn: sqlite3.Connection, batch: StoreBatch) -> WriteResult:
+        inserted = changes = dead = 0
+        if batch.readings:
+            before = conn.total_changes
+            conn.executemany(_INSERT_READING, reading_rows(batch.readings))
+            inserted = conn.total_changes - before
+        if batch.snapshots:
+            conn.executemany(_UPSERT_STATE, [snapshot_row(s) for s in batch.snapshots])
+        if batch.changes:
+            before = conn.total_changes
+            conn.executemany(_INSERT_ALERT, [change_row(c) for c in batch.changes])
+            changes = conn.total_changes - before
+        if batch.dead_letters:
+            before = conn.total_changes
+            conn.executemany(_INSERT_DEAD_LETTER, [dead_letter_row(d) for d in batch.dead_letters])
+            dead = conn.total_changes - before
+        return WriteResult(inserted, len(batch.readings) - inserted, changes, dead)
+
+    def _in_transaction(
+        self, what: str, work: Callable[[sqlite3.Connection, Any], _T], argument: Any
+    ) -> _T:
+        with self._lock:
+            conn = self._conn
+            try:
+                # IMMEDIATE takes the write lock up front: no deadlock-prone upgrade mid-batch.
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work(conn, argument)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise StorageError(f"{what} in {self.path} failed: {exc}") from exc
+            return result
+
+    def close(self) -> None:
+        """Close the connection (the last connection to close also checkpoints the WAL)."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- queries ---
+
+    def _read(self, query: Callable[..., _T], *args: Any) -> _T:
+        with self._lock:
+            try:
+                return query(self._conn, *args)
+            except sqlite3.Error as exc:
+                raise StorageError(f"{query.__name__} on {self.path} failed: {exc}") from exc
+
+    def snapshots(self, tenant: str | None = None) -> list[HealthSnapshot]:
+        """Latest health of every instrument with stored state (of ``tenant`` only, if given)."""
+        return self._read(queries.snapshots, tenant)
+
+    def counts_by_status(self, tenant: str | None = None) -> dict[str, int]:
+        """Status -> number of instruments; every status key present, ``NO_DATA`` for never seen."""
+        return self._read(queries.counts_by_status, tenant)
+
+    def counts_by_site(self) -> dict[tuple[str, str], dict[str, int]]:
+        """(tenant, site) -> status -> number of instruments (keys as :meth:`counts_by_status`)."""
+        return self._read(queries.counts_by_site)
+
+    def worst_instruments(self, limit: int = 10, tenant: str | None = None) -> list[HealthSnapshot]:
+        """Most severe first (``metrology.health.SEVERITY``), then the most recent status change."""
+        return self._read(queries.worst_instruments, limit, tenant)
+
+    def reading_count(self) -> int:
+        return self._read(queries.reading_count)
+
+    def dead_letter_count(self) -> int:
+        """Sum of the dead letters' counts (readings or messages refused)."""
+        return self._read(queries.dead_letter_count)
+
+    def dead_letters_by_reason(self) -> dict[str, int]:
+        """Reject reason -> sum of counts."""
+        return self._read(queries.dead_letters_by_reason)
+
+    def recent_dead_letters(self, limit: int = 20) -> list[DeadLetter]:
+        """Newest first (by ``received_at``)."""
+        return self._read(queries.recent_dead_letters, limit)
+
+    def alerts(self, limit: int = 50, tenant: str | None = None) -> list[StatusChange]:
+        """Status changes, newest first."""
+        return self._read(queries.alerts, limit, tenant)
+
+    def alert_count(self) -> int:
+        return self._read(queries.alert_count)
+
+    def registered_instruments(self) -> int:
+        return self._read(queries.registered_instruments)

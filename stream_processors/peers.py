@@ -1,0 +1,48 @@
+"""Reference values from redundant peers: the latest corrected values of each peer group.
+
+Peers of a group measure the same quantity at the same point and report at the same times.
+For a reading of one member, the reference is the consensus of the *other* members' corrected
+values at the same timestamp (METROLOGY.md: the instrument under test is excluded from its own
+reference; :func:`metrology.references.consensus`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from metrology.references import Consensus, PeerValue, consensus
+
+_KEPT_PER_MEMBER = 8
+
+
+class PeerBoard:
+    """Recent corrected values per peer-group member, matched by timestamp."""
+
+    __slots__ = ("_groups", "_tolerance_s")
+
+    def __init__(self, match_tolerance_s: float = 1.0) -> None:
+        self._groups: dict[str, dict[str, deque[tuple[float, float, float]]]] = {}
+        self._tolerance_s = match_tolerance_s
+
+    def post(self, group: str, instrument_id: str, ts: float, corrected: float, u: float) -> None:
+        """Record a member's corrected value and its standard uncertainty at ``ts``."""
+        members = self._groups.setdefault(group, {})
+        history = members.get(instrument_id)
+        if history is None:
+            history = members[instrument_id] = deque(maxlen=_KEPT_PER_MEMBER)
+        history.append((ts, corrected, u))
+
+    def reference_for(self, group: str, instrument_id: str, ts: float) -> Consensus | None:
+        """Consensus of the other members at ``ts``; None if too few reported or they disagree."""
+        peers: list[PeerValue] = []
+        for member, history in self._groups.get(group, {}).items():
+            if member == instrument_id:
+                continue
+            for peer_ts, value, u in reversed(history):
+                if abs(peer_ts - ts) <= self._tolerance_s:
+                    peers.append(PeerValue(member, value, u))
+                    break
+        agreed = consensus(peers, exclude=instrument_id)
+        # Peers that disagree beyond their uncertainties, with no consistent subset large enough,
+        # give no reference at all rather than a biased one.
+        return agreed if agreed is not None and agreed.consistent else None

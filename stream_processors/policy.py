@@ -1,0 +1,51 @@
+"""Processing policy: the detector, decision and due-date settings `step` applies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from metrology.conformity import DecisionRule
+from metrology.detectors import EwmaChart
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessingPolicy:
+    """How readings are judged. One value per tenant or instrument; stored with decisions.
+
+    Drift detection is designed per instrument for the change that matters to it, as an
+    acceptance-control design does when the tolerance is much wider than the scatter
+    (Montgomery, Introduction to SQC, §10.2). The in-control mean of the error is its as-left
+    value, zero once the certificate's correction is applied; the scatter (sigma) is estimated
+    from a warm-up window, never below a fraction of the stated u(e). The shift to detect is
+    ``max(min_shift_uncertainties * u(e), drift_fraction * half tolerance)``: a change the
+    calibration uncertainty cannot explain and that eats a noticeable part of the tolerance.
+    The CUSUM reference value is half that shift and its decision interval is solved for
+    ``in_control_arl`` readings between false alarms; the EWMA signals only beyond its
+    statistical limit *and* beyond half that shift.
+    """
+
+    ewma: EwmaChart = field(default_factory=lambda: EwmaChart(smoothing=0.1, limit_width=3.5))
+    drift_fraction: float = 0.25
+    """The error change worth flagging, as a fraction of half the tolerance interval..."""
+    min_shift_uncertainties: float = 2.0
+    """...and never less than this many standard uncertainties u(e) of the residual."""
+    in_control_arl: float = 1e6
+    """Designed readings between false CUSUM alarms on a stable instrument."""
+    warm_up_residuals: int = 30
+    """Residuals after a calibration used to estimate the scatter (sigma) of the residual."""
+    sigma_confidence: float = 0.95
+    """Sigma is the upper bound of its warm-up estimate at this confidence (short windows err safe)."""
+    sigma_floor_fraction: float = 0.5
+    """Sigma is never taken below this fraction of the residual's stated standard uncertainty."""
+    decision_rule: DecisionRule = field(default_factory=DecisionRule.simple)
+    due_soon_days: float = 30.0
+    offline_after_periods: float = 5.0
+    """OFFLINE once no reading came for this many reporting periods."""
+    prediction_every: int = 10
+    """Recompute the predicted out-of-tolerance date every this many residuals."""
+    prediction_confidence: float = 0.95
+    prediction_min_points: int = 30
+    prediction_min_spread_days: float = 3.0
+    """Standard deviation of the fit's times below which no date is predicted (~10 days' span)."""
+    prediction_significance: float = 0.001
+    """Slope significance required before predicting (strict: the test is repeated as data come)."""

@@ -1,0 +1,402 @@
+"""The per-instrument processing step: the one place where the metrology is applied to a reading.
+
+``step(state, reading, context) -> (state, assessment, change)`` is pure: the embedded runner and
+the Faust agents call exactly this function. For every reading it
+
+1. applies the correction of the calibration valid at the reading's time (METROLOGY.md,
+   "Calibration state is time-versioned"); a new calibration starts a new detection period;
+2. forms the error of indication against the reference, ``e = x - r`` with
+   ``u(e)^2 = u_x^2 + u_r^2`` (JCGM 100 §5.1.2), where ``u_x`` is the certificate's U/k;
+3. judges conformity of ``e`` against the tolerance under the configured decision rule
+   (ILAC-G8:09/2019; :mod:`metrology.conformity`);
+4. after a warm-up window that sets the in-control mean and sigma, updates the EWMA
+   (Lucas & Saccucci 1990) and the tabular CUSUM (Montgomery, Introduction to SQC §9.1);
+5. fits the error against time since calibration and predicts when the prediction band
+   reaches a tolerance limit (Castrup; :mod:`metrology.drift`);
+6. derives the health conditions of DESIGN.md and the status (the most severe one).
+
+:func:`assess_clock` re-evaluates the time-driven conditions (OFFLINE, due dates) without a
+reading; :func:`describe` turns a state into a snapshot with its reasons and numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from metrology.assessment import Assessment, HealthSnapshot, StatusChange
+from metrology.calibration import CalibrationHistory, CalibrationRecord, DueState, due_state
+from metrology.chart_design import design_cusum, sigma_upper_bound_factor
+from metrology.conformity import DecisionRule, decide
+from metrology.detectors import Baseline, CusumChart
+from metrology.drift import DriftFit, predicted_out_of_tolerance
+from metrology.health import DRIFT_CONDITIONS, SEVERITY, Status
+from metrology.instrument import InstrumentSpec, ReferenceKind
+from metrology.reading import Reading
+from metrology.timebase import SECONDS_PER_DAY, SECONDS_PER_HOUR, iso
+
+from stream_processors.policy import ProcessingPolicy
+from stream_processors.state import DriftTracking, InstrumentState, Judgement
+
+AS_LEFT_ERROR = 0.0
+"""The in-control error: the certificate's correction leaves none (ISO 10012 confirmation)."""
+COVERAGE_FACTOR = 2.0
+"""k used to expand u(e) for the conformity decision (about 95 % for a normal distribution)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentContext:
+    """What `step` needs to know about an instrument besides its state."""
+
+    spec: InstrumentSpec
+    calibrations: CalibrationHistory
+    policy: ProcessingPolicy
+
+
+def step(
+    state: InstrumentState, reading: Reading, context: InstrumentContext
+) -> tuple[InstrumentState, Assessment, StatusChange | None]:
+    """Process one reading (already in the instrument's registered unit)."""
+    ts = reading.ts
+    corrected, record = context.calibrations.correct(ts, reading.value)
+    certificate = None if record is None else record.certificate_id
+    if state.last_reading_at is not None and ts <= state.last_reading_at:
+        # A late reading is corrected and stored, but detectors only move forward in time.
+        assessment = Assessment(
+            reading.instrument_id, ts, reading.seq, corrected, certificate, reading.reference,
+            None, None, None, None, None, None, state.status or Status.OK,
+        )
+        return state._replace(readings=state.readings + 1), assessment, None
+
+    tracking = state.tracking
+    if certificate != tracking.certificate_id or tracking.origin is None:
+        tracking = DriftTracking(
+            certificate_id=certificate, origin=ts if record is None else record.calibrated_at
+        )
+    judgement = state.judgement
+    residual = u_residual = None
+    if reading.reference is not None:
+        residual = corrected - reading.reference
+        u_calibration = 0.0 if record is None else record.standard_uncertainty
+        u_residual = math.hypot(u_calibration, reading.u_reference or 0.0)
+        lower, upper = context.spec.tolerance.limits_at(reading.reference)
+        judgement = Judgement(residual, u_residual, reading.reference, lower, upper)
+        tracking = _track(tracking, ts, judgement, u_calibration, context.policy)
+
+    conditions = conditions_at(tracking, context, record, ts, offline=False)
+    status = conditions[0] if conditions else Status.OK
+    first_drift_at = state.first_drift_at
+    if first_drift_at is None and not DRIFT_CONDITIONS.isdisjoint(conditions):
+        first_drift_at = ts
+    new_state = InstrumentState(
+        tracking, judgement, state.readings + 1, ts, status, conditions,
+        ts if status != state.status else state.status_since, first_drift_at,
+    )
+    change = _change(state, new_state, context, ts) if status != state.status else None
+    if residual is None or tracking.baseline is None:
+        ewma = cusum_high = cusum_low = None
+    else:
+        ewma, cusum_high, cusum_low = (
+            tracking.ewma.statistic, tracking.cusum.high, tracking.cusum.low
+        )
+    assessment = Assessment(
+        reading.instrument_id, ts, reading.seq, corrected, certificate, reading.reference,
+        residual, u_residual, ewma, cusum_high, cusum_low,
+        tracking.fit.slope if residual is not None else None, status,
+    )
+    return new_state, assessment, change
+
+
+def accepted(judgement: Judgement, rule: DecisionRule) -> bool:
+    """Whether the residual lies in the acceptance zone of ``rule`` (ILAC-G8:09/2019 §4.2).
+
+    The acceptance limits are the tolerance limits moved inwards by the rule's guard band
+    ``w`` (0 for simple acceptance, U for w = U, or from a target specific risk), with
+    ``U = k u(e)``. This is the test behind :func:`metrology.conformity.decide`, inlined
+    because it runs for every residual; :func:`describe` reports the full decision.
+    """
+    residual = judgement.residual
+    assert residual is not None and judgement.u_residual is not None
+    w = rule.guard_band(COVERAGE_FACTOR * judgement.u_residual)
+    if judgement.lower is not None and residual < judgement.lower + w:
+        return False
+    return judgement.upper is None or residual <= judgement.upper - w
+
+
+def _track(
+    tracking: DriftTracking, ts: float, judgement: Judgement, u_calibration: float,
+    policy: ProcessingPolicy,
+) -> DriftTracking:
+    """Advance warm-up, detectors, drift fit and prediction by one residual."""
+    residual = judgement.residual
+    assert residual is not None and judgement.u_residual is not None and tracking.origin is not None
+    since_origin_days = (ts - tracking.origin) / SECONDS_PER_DAY
+    fit = tracking.fit.add(since_origin_days, residual)
+    warm_up, baseline = tracking.warm_up, tracking.baseline
+    chart, shift = tracking.cusum_chart, tracking.shift_to_detect
+    ewma, cusum = tracking.ewma, tracking.cusum
+    drift_since, detector = tracking.drift_since, tracking.drift_detector
+    if baseline is None or chart is None or shift is None:
+        warm_up = warm_up.add(residual)
+        if warm_up.count >= policy.warm_up_residuals:
+            sd = warm_up.standard_deviation or 0.0
+            sigma = max(
+                sd * sigma_upper_bound_factor(warm_up.count, policy.sigma_confidence),
+                policy.sigma_floor_fraction * judgement.u_residual,
+            )
+            if sigma > 0.0:  # else identical residuals with no stated uncertainty: keep warming up
+                baseline = Baseline(AS_LEFT_ERROR, sigma)
+                shift, chart = _design(baseline, judgement, policy)
+    else:
+        ewma = ewma.update(residual, baseline, policy.ewma)
+        cusum = cusum.update(residual, baseline, chart)
+        if drift_since is None:
+            if cusum.signals(baseline, chart):
+                drift_since, detector = ts, "CUSUM"
+            elif (
+                ewma.signals(baseline, policy.ewma)
+                and abs((ewma.statistic or 0.0) - baseline.mean) > shift / 2.0
+            ):
+                drift_since, detector = ts, "EWMA"
+    out_of_tolerance_since = tracking.out_of_tolerance_since
+    if out_of_tolerance_since is None and not accepted(judgement, policy.decision_rule):
+        out_of_tolerance_since = ts
+    predicted, note = tracking.predicted_oot_at, tracking.prediction_note
+    if fit.count >= policy.prediction_min_points and fit.count % policy.prediction_every == 0:
+        predicted, note = _predict(fit, tracking.origin, since_origin_days, judgement, u_calibration, policy)
+    return DriftTracking(
+        tracking.certificate_id, tracking.origin, warm_up, baseline, chart, shift, ewma, cusum,
+        fit, drift_since, detector, out_of_tolerance_since, predicted, note,
+    )
+
+
+def _design(
+    baseline: Baseline, judgement: Judgement, policy: ProcessingPolicy
+) -> tuple[float, CusumChart]:
+    """The shift worth flagging for this instrument and the CUSUM designed to find it."""
+    if judgement.lower is not None and judgement.upper is not None:
+        half_tolerance = (judgement.upper - judgement.lower) / 2.0
+    else:
+        half_tolerance = abs((judgement.upper if judgement.upper is not None else judgement.lower) or 0.0)
+    assert judgement.u_residual is not None
+    shift = max(
+        policy.min_shift_uncertainties * judgement.u_residual,
+        policy.drift_fraction * half_tolerance,
+        baseline.sigma,
+    )
+    return shift, design_cusum(shift / baseline.sigma, policy.in_control_arl)
+
+
+def _predict(
+    fit: DriftFit, origin: float, now_days: float, judgement: Judgement, u_calibration: float,
+    policy: ProcessingPolicy,
+) -> tuple[float | None, str]:
+    """Predicted out-of-tolerance time (epoch seconds) from the drift fit, or why there is none."""
+    spread = math.sqrt(fit.m2_t / fit.count) if fit.count else 0.0
+    if spread < policy.prediction_min_spread_days:
+        return None, (
+            f"times spread {spread:.1f} d < {policy.prediction_min_spread_days:g} d: "
+            "too short a record to extrapolate"
+        )
+    prediction = predicted_out_of_tolerance(
+        fit, judgement.lower, judgement.upper, u_calibration, policy.prediction_confidence,
+        after=now_days, min_points=policy.prediction_min_points,
+        significance=policy.prediction_significance,
+    )
+    if prediction.time is None:
+        return None, prediction.reason
+    return origin + prediction.time * SECONDS_PER_DAY, prediction.reason
+
+
+_CONDITION_CACHE: dict[tuple[bool, ...], tuple[Status, ...]] = {}
+
+
+def conditions_at(
+    tracking: DriftTracking, context: InstrumentContext, record: CalibrationRecord | None,
+    at: float, *, offline: bool,
+) -> tuple[Status, ...]:
+    """Every health condition that holds at ``at``, most severe first."""
+    if record is None:
+        overdue, due_soon, at_risk = True, False, False
+    else:
+        due = due_state(record, at, context.policy.due_soon_days)
+        overdue, due_soon = due is DueState.OVERDUE, due is DueState.DUE_SOON
+        at_risk = tracking.predicted_oot_at is not None and tracking.predicted_oot_at < record.due_at
+    key = (
+        tracking.out_of_tolerance_since is not None, offline, overdue, at_risk,
+        tracking.drift_since is not None, due_soon,
+        context.spec.reference.kind is ReferenceKind.NONE,
+    )
+    conditions = _CONDITION_CACHE.get(key)
+    if conditions is None:
+        # The key's flags are in SEVERITY order, so the conditions come out most severe first.
+        flagged = zip(key, _FLAGGED_CONDITIONS, strict=True)
+        conditions = _CONDITION_CACHE[key] = tuple(s for held, s in flagged if held)
+    return conditions
+
+
+_FLAGGED_CONDITIONS = (
+    Status.OUT_OF_TOLERANCE, Status.OFFLINE, Status.CAL_OVERDUE, Status.AT_RISK,
+    Status.DRIFTING, Status.CAL_DUE_SOON, Status.UNVERIFIED,
+)
+assert _FLAGGED_CONDITIONS == tuple(s for s in SEVERITY if s is not Status.OK)
+
+
+def is_offline(state: InstrumentState, spec: InstrumentSpec, now: float, policy: ProcessingPolicy) -> bool:
+    """No reading within ``offline_after_periods`` reporting periods before ``now``."""
+    if state.last_reading_at is None:
+        return False
+    return now - state.last_reading_at > policy.offline_after_periods * spec.reporting_period_s
+
+
+def assess_clock(
+    state: InstrumentState, context: InstrumentContext, now: float
+) -> tuple[InstrumentState, StatusChange | None]:
+    """Re-evaluate the time-driven conditions (OFFLINE, due dates) at ``now`` without a reading."""
+    if state.last_reading_at is None:
+        return state, None
+    record = context.calibrations.valid_at(now)
+    offline = is_offline(state, context.spec, now, context.policy)
+    conditions = conditions_at(state.tracking, context, record, now, offline=offline)
+    if conditions == state.conditions:
+        return state, None
+    status = conditions[0] if conditions else Status.OK
+    new_state = state._replace(
+        status=status, conditions=conditions,
+        status_since=now if status != state.status else state.status_since,
+    )
+    return new_state, _change(state, new_state, context, now)
+
+
+def _change(
+    old: InstrumentState, new: InstrumentState, context: InstrumentContext, at: float
+) -> StatusChange | None:
+    """A status change event, or None. The first status of an instrument is news only if not OK."""
+    if new.status == old.status or (old.status is None and new.status is Status.OK):
+        return None
+    assert new.status is not None
+    snapshot = describe(new, context, at)
+    return StatusChange(
+        instrument_id=context.spec.instrument_id,
+        tenant=context.spec.tenant,
+        site=context.spec.site,
+        ts=at,
+        previous=old.status,
+        status=new.status,
+        reasons=snapshot.reasons,
+        numbers=snapshot.numbers,
+    )
+
+
+def describe(state: InstrumentState, context: InstrumentContext, at: float) -> HealthSnapshot:
+    """The instrument's health with a reason for each condition and the numbers behind them."""
+    spec, policy = context.spec, context.policy
+    tracking, judgement = state.tracking, state.judgement
+    record = context.calibrations.valid_at(state.last_reading_at if state.last_reading_at else at)
+    baseline, chart = tracking.baseline, tracking.cusum_chart
+    unit = spec.unit
+    decision = None
+    if judgement.residual is not None and judgement.u_residual is not None:
+        decision = decide(
+            judgement.residual, COVERAGE_FACTOR * judgement.u_residual,
+            judgement.lower, judgement.upper, policy.decision_rule,
+        )
+    reasons: list[str] = []
+    for condition in state.conditions:
+        if condition is Status.OUT_OF_TOLERANCE:
+            reasons.append(
+                f"error of indication {judgement.residual:+.4g} {unit} (u {judgement.u_residual:.2g})"
+                f" judged {decision.outcome if decision else '-'} against [{_fmt(judgement.lower)}, {_fmt(judgement.upper)}]"
+                f" under {policy.decision_rule.name}; out of tolerance since "
+                f"{iso(tracking.out_of_tolerance_since or at)}"
+            )
+        elif condition is Status.OFFLINE:
+            silent = (at - (state.last_reading_at or at)) / SECONDS_PER_HOUR
+            reasons.append(
+                f"no reading for {silent:.1f} h (expected every "
+                f"{spec.reporting_period_s / SECONDS_PER_HOUR:.2g} h)"
+            )
+        elif condition is Status.CAL_OVERDUE:
+            if record is None:
+                reasons.append("no calibration record in force")
+            else:
+                late = (at - record.due_at) / SECONDS_PER_DAY
+                reasons.append(
+                    f"calibration {record.certificate_id} was due {iso(record.due_at)[:10]} "
+                    f"({late:.0f} d overdue)"
+                )
+        elif condition is Status.AT_RISK and record is not None:
+            reasons.append(
+                f"predicted out of tolerance {iso(tracking.predicted_oot_at or at)[:10]}, before the "
+                f"calibration due date {iso(record.due_at)[:10]}"
+            )
+        elif condition is Status.DRIFTING and baseline is not None and chart is not None:
+            reasons.append(
+                f"{tracking.drift_detector} signalled at {iso(tracking.drift_since or at)} "
+                f"(EWMA {_fmt(tracking.ewma.statistic)} vs limit ±"
+                f"{tracking.ewma.limit(baseline, policy.ewma):.3g} around {baseline.mean:+.3g}; "
+                f"CUSUM +{tracking.cusum.high:.3g}/-{tracking.cusum.low:.3g} vs h "
+                f"{tracking.cusum.threshold(baseline, chart):.3g} {unit})"
+            )
+        elif condition is Status.CAL_DUE_SOON and record is not None:
+            reasons.append(f"calibration {record.certificate_id} due {iso(record.due_at)[:10]}")
+        elif condition is Status.UNVERIFIED:
+            reasons.append("no reference (check standard, reference instrument or peers): drift cannot be judged")
+    if not reasons:
+        if judgement.residual is None:
+            reasons.append("in date; no reference value received yet")
+        elif baseline is None:
+            reasons.append(
+                f"in tolerance; detectors warming up ({tracking.warm_up.count}/"
+                f"{policy.warm_up_residuals} residuals)"
+            )
+        else:
+            reasons.append("in tolerance, no drift signal")
+    fit = tracking.fit
+    numbers: dict[str, float | str | None] = {
+        "residual": judgement.residual,
+        "u_residual": judgement.u_residual,
+        "reference": judgement.reference,
+        "lower_limit": judgement.lower,
+        "upper_limit": judgement.upper,
+        "probability_of_conformity": None if decision is None else decision.probability_of_conformity,
+        "decision": None if decision is None else str(decision.outcome),
+        "guard_band": None if decision is None else decision.guard_band,
+        "decision_rule": policy.decision_rule.name,
+        "baseline_mean": None if baseline is None else baseline.mean,
+        "sigma": None if baseline is None else baseline.sigma,
+        "ewma": tracking.ewma.statistic if baseline is not None else None,
+        "ewma_limit": None if baseline is None else tracking.ewma.limit(baseline, policy.ewma),
+        "cusum_high": tracking.cusum.high if baseline is not None else None,
+        "cusum_low": tracking.cusum.low if baseline is not None else None,
+        "cusum_threshold": (
+            None if baseline is None or chart is None else tracking.cusum.threshold(baseline, chart)
+        ),
+        "shift_to_detect": tracking.shift_to_detect,
+        "drift_rate": fit.slope,
+        "drift_rate_u": fit.slope_standard_error,
+        "fit_points": float(fit.count),
+        "predicted_oot_at": tracking.predicted_oot_at,
+        "prediction_note": tracking.prediction_note,
+        "drift_since": tracking.drift_since,
+        "drift_detector": tracking.drift_detector,
+        "out_of_tolerance_since": tracking.out_of_tolerance_since,
+        "first_drift_at": state.first_drift_at,
+        "certificate_id": None if record is None else record.certificate_id,
+        "due_at": None if record is None else record.due_at,
+    }
+    return HealthSnapshot(
+        instrument_id=spec.instrument_id,
+        tenant=spec.tenant,
+        site=spec.site,
+        status=state.status or Status.OK,
+        conditions=state.conditions,
+        reasons=tuple(reasons),
+        evaluated_at=at,
+        last_reading_at=state.last_reading_at,
+        numbers=numbers,
+    )
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.4g}"

@@ -1,0 +1,186 @@
+"""SqliteStore.write: one transaction per batch, exact counts, idempotent re-delivery."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from metrology.assessment import Assessment, HealthSnapshot, StatusChange
+from metrology.health import Status
+from metrology.reading import Reading
+from metrology.wire import DeadLetter, RejectReason
+from storage.batch import StoreBatch, WriteResult
+from storage.errors import StorageError
+from storage.sqlite_store import SqliteStore
+
+ReadingFactory = Callable[..., tuple[Reading, Assessment]]
+
+
+def test_readings_written_and_read_back(
+    store: SqliteStore, store_path: Path, make_reading: ReadingFactory, t0: float
+) -> None:
+    batch = StoreBatch(readings=[make_reading("acme-n-TT-001", seq) for seq in range(5)])
+    batch.readings.append(make_reading("globex-TT-001", 0, value=20.0, status=Status.DRIFTING))
+    assert store.write(batch) == WriteResult(6, 0, 0, 0)
+    assert store.reading_count() == 6
+    with sqlite3.connect(store_path) as conn:
+        row = conn.execute(
+            "SELECT tenant, site, gateway, instrument_id, ts, seq, value, unit, corrected, "
+            "certificate_id, reference, residual, u_residual, ewma, cusum_high, cusum_low, "
+            "drift_rate, status FROM readings WHERE instrument_id = 'globex-TT-001'"
+        ).fetchone()
+        per_instrument = conn.execute(
+            "SELECT instrument_id, COUNT(*), MIN(ts), MAX(ts) FROM readings "
+            "GROUP BY instrument_id ORDER BY instrument_id"
+        ).fetchall()
+    assert row == (
+        "globex", "main", "gw-01", "globex-TT-001", t0, 0, 20.0, "degC", 20.02,
+        "CAL-globex-TT-001-1", 21.48, pytest.approx(20.02 - 21.48), 0.032, 0.01, 0.0, 0.0,
+        0.001, "DRIFTING",
+    )  # fmt: skip
+    assert per_instrument == [
+        ("acme-n-TT-001", 5, t0, t0 + 240.0),
+        ("globex-TT-001", 1, t0, t0),
+    ]
+
+
+def test_same_batch_twice_inserts_nothing_the_second_time(
+    store: SqliteStore,
+    make_reading: ReadingFactory,
+    make_change: Callable[..., StatusChange],
+    make_dead_letter: Callable[..., DeadLetter],
+) -> None:
+    batch = StoreBatch(
+        readings=[make_reading("acme-n-TT-002", seq) for seq in range(100)],
+        changes=[make_change("acme-n-TT-002")],
+        dead_letters=[make_dead_letter(count=3)],
+    )
+    assert store.write(batch) == WriteResult(100, 0, 1, 1)
+    # Re-delivery: readings and the status change are stored once; a re-delivered bad message is
+    # a new dead letter (it was received again).
+    assert store.write(batch) == WriteResult(0, 100, 0, 1)
+    assert store.reading_count() == 100
+    assert store.alert_count() == 1
+    assert store.dead_letter_count() == 6
+
+
+def test_partly_known_batch_counts_exactly(
+    store: SqliteStore, make_reading: ReadingFactory
+) -> None:
+    store.write(StoreBatch(readings=[make_reading("acme-n-TT-001", s) for s in range(0, 60)]))
+    overlapping = [make_reading("acme-n-TT-001", s) for s in range(40, 100)]
+    overlapping.append(make_reading("acme-n-TT-001", 99))  # a duplicate inside the batch too
+    assert store.write(StoreBatch(readings=overlapping)) == WriteResult(40, 21, 0, 0)
+    assert store.reading_count() == 100
+
+
+def test_same_time_different_sequence_is_a_different_reading(
+    store: SqliteStore, make_reading: ReadingFactory, t0: float
+) -> None:
+    batch = StoreBatch(readings=[make_reading("acme-n-TT-001", seq, ts=t0) for seq in (7, 8)])
+    assert store.write(batch).readings_inserted == 2
+
+
+def test_empty_batch_is_a_no_op(store: SqliteStore) -> None:
+    assert store.write(StoreBatch()) == WriteResult(0, 0, 0, 0)
+
+
+def test_failed_batch_is_rolled_back_whole(
+    store: SqliteStore, make_reading: ReadingFactory, make_snapshot: Callable[..., HealthSnapshot]
+) -> None:
+    good = make_reading("acme-n-TT-001", 1)
+    broken = make_reading("acme-n-TT-001", 2)
+    # An object sqlite3 cannot bind fails the statement after the first rows went in.
+    broken = (broken[0]._replace(value=object()), broken[1])  # type: ignore[arg-type]
+    batch = StoreBatch(readings=[good, broken], snapshots=[make_snapshot()])
+    with pytest.raises(StorageError, match="write 2 readings, 1 snapshots") as caught:
+        store.write(batch)
+    assert isinstance(caught.value.__cause__, sqlite3.Error)
+    assert store.reading_count() == 0
+    assert store.snapshots() == []
+    assert store.write(StoreBatch(readings=[good])).readings_inserted == 1
+
+
+def test_snapshot_upsert_keeps_only_the_latest(
+    store: SqliteStore,
+    store_path: Path,
+    make_snapshot: Callable[..., HealthSnapshot],
+    t0: float,
+) -> None:
+    first = make_snapshot("acme-n-TT-001", Status.OK, t0)
+    latest = make_snapshot(
+        "acme-n-TT-001",
+        Status.AT_RISK,
+        t0 + 600.0,
+        numbers={
+            "residual": 0.31, "u_residual": 0.03, "drift_rate": 0.012,
+            "predicted_oot_at": t0 + 86_400.0 * 12, "probability_of_conformity": 0.91,
+            "due_at": t0 + 86_400.0 * 100, "rule": "guarded acceptance",
+            "first_drift_at": math.inf,
+        },
+        conditions=(Status.AT_RISK, Status.DRIFTING),
+    )  # fmt: skip
+    store.write(StoreBatch(snapshots=[first, latest]))
+    store.write(StoreBatch(snapshots=[first]))  # an older, re-delivered state does not roll back
+    snapshots = store.snapshots()
+    assert len(snapshots) == 1
+    stored = snapshots[0]
+    assert stored.status is Status.AT_RISK
+    assert stored.conditions == (Status.AT_RISK, Status.DRIFTING)
+    assert stored.reasons == latest.reasons
+    assert (stored.evaluated_at, stored.last_reading_at) == (t0 + 600.0, t0 + 599.0)
+    # Non-finite numbers are stored as JSON null (standard JSON for SQLite and Grafana).
+    assert stored.numbers == {**latest.numbers, "first_drift_at": None}
+    with sqlite3.connect(store_path) as conn:
+        columns = conn.execute(
+            "SELECT residual, u_residual, drift_rate, predicted_oot_at, probability_of_conformity,"
+            " due_at, first_drift_at, json_extract(numbers, '$.rule') FROM instrument_state"
+        ).fetchone()
+    assert columns == (
+        0.31, 0.03, 0.012, t0 + 86_400.0 * 12, 0.91, t0 + 86_400.0 * 100, None,
+        "guarded acceptance",
+    )  # fmt: skip
+
+
+def test_missing_numbers_are_null_columns(
+    store: SqliteStore, store_path: Path, make_snapshot: Callable[..., HealthSnapshot]
+) -> None:
+    store.write(
+        StoreBatch(snapshots=[make_snapshot("globex-TT-002", Status.UNVERIFIED, numbers={})])
+    )
+    with sqlite3.connect(store_path) as conn:
+        row = conn.execute(
+            "SELECT status, residual, drift_rate, due_at, numbers FROM instrument_state"
+        ).fetchone()
+    assert row == ("UNVERIFIED", None, None, None, "{}")
+
+
+def test_dead_letters_counted_by_reason(
+    store: SqliteStore, make_dead_letter: Callable[..., DeadLetter], t0: float
+) -> None:
+    letters = [
+        make_dead_letter(RejectReason.MALFORMED_JSON, 1, t0),
+        make_dead_letter(RejectReason.UNKNOWN_INSTRUMENT, 12, t0 + 1),
+        make_dead_letter(RejectReason.UNKNOWN_INSTRUMENT, 3, t0 + 2),
+        make_dead_letter(RejectReason.TENANT_MISMATCH, 250, t0 + 3, tenant=None),
+    ]
+    assert store.write(StoreBatch(dead_letters=letters)).dead_letters == 4
+    assert store.dead_letter_count() == 266
+    assert store.dead_letters_by_reason() == {
+        "malformed_json": 1,
+        "tenant_mismatch": 250,
+        "unknown_instrument": 15,
+    }
+    recent = store.recent_dead_letters(limit=2)
+    assert recent == [letters[3], letters[2]]
+    assert store.recent_dead_letters() == letters[::-1]
+
+
+def test_empty_store_counts_are_zero(store: SqliteStore) -> None:
+    assert (store.reading_count(), store.dead_letter_count(), store.alert_count()) == (0, 0, 0)
+    assert store.dead_letters_by_reason() == {}
+    assert store.registered_instruments() == 0

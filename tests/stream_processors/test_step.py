@@ -1,0 +1,149 @@
+"""`step`: correction valid at the reading's time, residuals, detectors, health and alerts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from metrology.calibration import CalibrationHistory
+from metrology.health import Status
+from metrology.instrument import ReferenceKind
+from stream_processors.policy import ProcessingPolicy
+from stream_processors.state import InstrumentState
+from stream_processors.step import InstrumentContext, assess_clock, describe, step
+
+from step_factories import (
+    CALIBRATED_AT,
+    HOUR,
+    MPE,
+    U_CAL,
+    days,
+    make_record,
+    make_spec,
+    readings_with_error,
+)
+
+NOISE = 0.6 * U_CAL / 2  # 0.6 u
+
+
+@pytest.fixture
+def context() -> InstrumentContext:
+    return InstrumentContext(make_spec(), CalibrationHistory([make_record()]), ProcessingPolicy())
+
+
+def run(context: InstrumentContext, readings):
+    state = InstrumentState()
+    assessments, changes = [], []
+    for reading in readings:
+        state, assessment, change = step(state, reading, context)
+        assessments.append(assessment)
+        if change is not None:
+            changes.append(change)
+    return state, assessments, changes
+
+
+def test_correction_applies_the_record_valid_at_the_readings_time() -> None:
+    old, new = make_record("CAL-1", offset=0.3, gain=1.01), make_record("CAL-2", at=CALIBRATED_AT + days(100), offset=-0.2, gain=0.99)
+    context = InstrumentContext(make_spec(), CalibrationHistory([new, old]), ProcessingPolicy())
+    before = readings_with_error(np.zeros(1), old, start=CALIBRATED_AT + days(99))
+    after = readings_with_error(np.zeros(1), new, start=CALIBRATED_AT + days(101))
+    _, (a, b), _ = run(context, before + after)
+    assert (a.certificate_id, b.certificate_id) == ("CAL-1", "CAL-2")
+    assert a.corrected == pytest.approx(50.0) and b.corrected == pytest.approx(50.0)
+    assert a.residual == pytest.approx(0.0, abs=1e-12)
+    assert a.u_residual == pytest.approx(math.hypot(U_CAL / 2, 0.006))
+
+
+def test_step_is_pure(context: InstrumentContext) -> None:
+    state = InstrumentState()
+    reading = readings_with_error(np.array([0.01]), context.calibrations.records[0])[0]
+    first = step(state, reading, context)
+    second = step(state, reading, context)
+    assert first == second
+    assert state == InstrumentState()
+
+
+def test_stable_instrument_stays_ok_for_a_year_of_hourly_residuals(context: InstrumentContext) -> None:
+    errors = np.random.default_rng(11).normal(0.0, NOISE, 24 * 330)
+    state, assessments, changes = run(context, readings_with_error(errors, context.calibrations.records[0]))
+    assert state.first_drift_at is None
+    assert state.status in (Status.OK, Status.CAL_DUE_SOON)
+    assert [c.status for c in changes] in ([], [Status.CAL_DUE_SOON])
+    assert assessments[-1].ewma is not None and assessments[-1].cusum_high is not None
+
+
+def test_linear_drift_is_flagged_well_before_it_leaves_tolerance(context: InstrumentContext) -> None:
+    hours = np.arange(24 * 200)
+    drift = np.where(hours > 24 * 20, (hours - 24 * 20) * (1.5 * MPE / (24 * 150)), 0.0)
+    errors = drift + np.random.default_rng(5).normal(0.0, NOISE, hours.size)
+    state, assessments, changes = run(context, readings_with_error(errors, context.calibrations.records[0]))
+    true_oot = CALIBRATED_AT + HOUR + float(np.argmax(drift > MPE)) * HOUR
+    assert state.first_drift_at is not None and state.first_drift_at < true_oot - days(20)
+    statuses = [c.status for c in changes]
+    assert statuses[0] in (Status.DRIFTING, Status.AT_RISK)
+    assert Status.OUT_OF_TOLERANCE in statuses
+    oot = next(c for c in changes if c.status is Status.OUT_OF_TOLERANCE)
+    assert oot.numbers["residual"] > MPE or oot.numbers["residual"] < -MPE
+    assert oot.numbers["decision_rule"] == "simple"
+    assert state.tracking.predicted_oot_at is not None
+
+
+def test_guard_band_rule_judges_out_of_tolerance_inside_the_limit() -> None:
+    from metrology.conformity import DecisionRule
+
+    strict = InstrumentContext(make_spec(), CalibrationHistory([make_record()]),
+                               ProcessingPolicy(decision_rule=DecisionRule.guard_band_u()))
+    simple = InstrumentContext(make_spec(), CalibrationHistory([make_record()]), ProcessingPolicy())
+    record = strict.calibrations.records[0]
+    near_limit = readings_with_error(np.array([MPE - 0.02]), record)  # inside, within U of the limit
+    (guarded, _, _), (plain, _, _) = (step(InstrumentState(), near_limit[0], c) for c in (strict, simple))
+    assert guarded.status is Status.OUT_OF_TOLERANCE
+    assert plain.status is Status.OK
+    snapshot = describe(guarded, strict, near_limit[0].ts)
+    assert snapshot.numbers["decision"] == "CONDITIONAL_PASS"
+    assert snapshot.numbers["decision_rule"] == "guard_band_u"
+    assert snapshot.numbers["guard_band"] == pytest.approx(2 * math.hypot(U_CAL / 2, 0.006))
+
+
+def test_due_dates_and_overdue(context: InstrumentContext) -> None:
+    record = context.calibrations.records[0]
+    soon = readings_with_error(np.zeros(1), record, start=record.due_at - days(10))
+    late = readings_with_error(np.zeros(1), record, start=record.due_at + days(2))
+    s1, _, _ = step(InstrumentState(), soon[0], context)
+    s2, _, change = step(s1, late[0], context)
+    assert s1.status is Status.CAL_DUE_SOON
+    assert s2.status is Status.CAL_OVERDUE
+    assert change is not None and change.previous is Status.CAL_DUE_SOON
+    assert "2 d overdue" in change.reasons[0]
+
+
+def test_no_reference_means_unverified() -> None:
+    context = InstrumentContext(make_spec(ReferenceKind.NONE), CalibrationHistory([make_record()]), ProcessingPolicy())
+    reading = readings_with_error(np.zeros(1), context.calibrations.records[0])[0]._replace(reference=None, u_reference=None)
+    state, assessment, change = step(InstrumentState(), reading, context)
+    assert state.status is Status.UNVERIFIED and assessment.residual is None
+    assert change is not None and "drift cannot be judged" in change.reasons[0]
+
+
+def test_offline_on_the_clock_and_back(context: InstrumentContext) -> None:
+    record = context.calibrations.records[0]
+    first, later = readings_with_error(np.zeros(2), record, period=days(1))
+    state, _, _ = step(InstrumentState(), first, context)
+    still, change = assess_clock(state, context, first.ts + 4 * HOUR)
+    assert change is None and still.status is Status.OK
+    offline, change = assess_clock(state, context, first.ts + 6 * HOUR)
+    assert offline.status is Status.OFFLINE and change is not None
+    assert "no reading for 6.0 h" in change.reasons[0]
+    back, _, change = step(offline, later, context)
+    assert back.status is Status.OK and change is not None and change.previous is Status.OFFLINE
+
+
+def test_a_late_reading_is_corrected_but_moves_no_detector(context: InstrumentContext) -> None:
+    record = context.calibrations.records[0]
+    a, b = readings_with_error(np.array([0.0, 0.5]), record)
+    state, _, _ = step(InstrumentState(), b, context)
+    after, assessment, change = step(state, a, context)
+    assert assessment.corrected == pytest.approx(50.0) and assessment.residual is None
+    assert after.tracking == state.tracking and after.readings == 2 and change is None
