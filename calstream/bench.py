@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from calstream.pipeline import Pipeline
+from calstream.runtime import tune_garbage_collector
 from calstream.settings import Settings
 from calstream.wiring import admission_for, policy_for
 from edge_sim.fleetgen import generate_fleet_document
@@ -86,19 +87,19 @@ def _publisher_main(
     ready: multiprocessing.synchronize.Event, go: multiprocessing.synchronize.Event,
 ) -> None:
     """Publisher process: encode everything first, then publish as fast as acknowledged."""
-    from edge_sim.encoding import encode_batch
-    from metrology.wire import readings_topic
+    from metrology.wire import encode, readings_topic
 
     fleet = bench_fleet(instruments)
     messages = [
-        (readings_topic(t, s, g), encode_batch(t, s, g, r))
+        (readings_topic(t, s, g), encode(t, s, g, r), len(r))
         for t, s, g, r in _payload_batches(fleet, case, seed)
     ]
     publisher = GatewayPublisher(client_id=f"calstream-bench-pub-{uuid.uuid4().hex[:6]}")
     publisher.connect(host, port)
     ready.set()
     go.wait()
-    publisher.publish_payloads(messages)
+    for topic, payload, count in messages:
+        publisher.publish_payload(topic, payload, count, timeout=None)
     publisher.flush(timeout=600)
     publisher.close()
 
@@ -162,15 +163,18 @@ def _pipeline_rate(
         subscriber, admission_for(fleet, settings), FleetProcessor(fleet, policy_for(settings)),
         store, max_messages_per_batch=max(1, 20_000 // case.readings_per_message),
     )
+    pipeline.start()
     with _publisher(host, port, instruments, case, seed) as go:
         go.set()
-        idle_since = time.monotonic()
-        while pipeline.counters.received < case.readings:
-            if pipeline.run_once(timeout=0.5):
-                idle_since = time.monotonic()
-            elif time.monotonic() - idle_since > 30:
+        progress, idle_since = -1, time.monotonic()
+        while pipeline.counters.stored + pipeline.counters.rejected < case.readings:
+            time.sleep(0.002)
+            if pipeline.counters.stored != progress:
+                progress, idle_since = pipeline.counters.stored, time.monotonic()
+            elif time.monotonic() - idle_since > 30 or pipeline.error is not None:
                 break
         finished = time.time()
+    pipeline.stop()
     first = pipeline.counters.first_received_at
     elapsed = finished - first if first is not None else 0.0
     subscriber.stop()
@@ -185,6 +189,7 @@ def run_bench(
     single_readings: int = 20_000, seed: int = 1, work: Path | None = None,
 ) -> list[CaseResult]:
     host, port = broker
+    tune_garbage_collector()
     fleet = bench_fleet(instruments)
     results = []
     with tempfile.TemporaryDirectory(prefix="calstream-bench-") as scratch:

@@ -11,6 +11,7 @@ idempotent on (instrument, timestamp, sequence).
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import Counter
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 
 from ingest.admission import Admission
 from ingest.subscriber import DurableSubscriber, InboundMessage
-from metrology.assessment import StatusChange
+from metrology.assessment import HealthSnapshot, StatusChange
 from metrology.wire import (
     DeadLetter,
     RejectReason,
@@ -31,7 +32,10 @@ from metrology.wire import (
     payload_excerpt,
     readings_topic,
 )
-from storage.batch import StoreBatch
+from tenacity import Retrying, retry_if_exception_type, wait_random_exponential
+
+from storage.batch import StoreBatch, WriteResult
+from storage.errors import StorageError
 from storage.sqlite_store import SqliteStore
 from stream_processors.runner import FleetProcessor
 
@@ -96,6 +100,7 @@ class Pipeline:
         clock: Callable[[], float] = time.time,
         max_messages_per_batch: int = 500,
         sweep_every_s: float = 1.0,
+        snapshot_every_s: float = 1.0,
     ) -> None:
         self.subscriber = subscriber
         self.admission = admission
@@ -106,8 +111,14 @@ class Pipeline:
         self._max_messages = max_messages_per_batch
         self._sweep_every_s = sweep_every_s
         self._last_sweep = 0.0
+        self._snapshot_every_s = snapshot_every_s
+        self._last_snapshot = 0.0
+        self._dirty: set[str] = set()
+        """Instruments whose latest state changed since it was last stored."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._writer: threading.Thread | None = None
+        self._writes: queue.Queue[tuple[list[InboundMessage], StoreBatch] | None] = queue.Queue(maxsize=2)
         self.error: BaseException | None = None
 
     def process(self, messages: list[InboundMessage]) -> StoreBatch:
@@ -160,20 +171,38 @@ class Pipeline:
             ))
         batch.readings = output.assessed
         batch.changes = output.changes
-        touched = output.touched
+        self._dirty |= output.touched
         if now - self._last_sweep >= self._sweep_every_s:
             self._last_sweep = now
-            swept = self.processor.sweep()
-            batch.changes.extend(swept)
-            touched |= {c.instrument_id for c in swept}
+            batch.changes.extend(self.processor.sweep())
         stepped = clock()
-        batch.snapshots = self.processor.snapshots(touched)
+        batch.snapshots = self._due_snapshots(batch.changes, now)
         counters.step_s += stepped - started
         counters.snapshot_s += clock() - stepped
         return batch
 
+    def _due_snapshots(self, changes: list[StatusChange], now: float) -> list[HealthSnapshot]:
+        """Latest states to store: at once for a status change, else at most every second.
+
+        The numbers of an instrument's latest state change with every reading; writing them
+        for every batch would cost more than the readings themselves on a large fleet.
+        """
+        if now - self._last_snapshot >= self._snapshot_every_s:
+            self._last_snapshot = now
+            due = self._dirty | {c.instrument_id for c in changes}
+            self._dirty = set()
+        else:
+            due = {c.instrument_id for c in changes}
+            self._dirty -= due
+        return self.processor.snapshots(due)
+
     def run_once(self, timeout: float = 0.2) -> int:
-        """Handle one batch of messages if any arrive within ``timeout``; returns readings received."""
+        """Handle one batch of messages if any arrive within ``timeout``; returns readings received.
+
+        With the writer thread running (:meth:`start`), the batch is handed to it (waiting while
+        two batches are already queued); otherwise it is written here. Either way the messages
+        are acknowledged only after their batch is committed.
+        """
         messages = self.subscriber.get_batch(self._max_messages, timeout)
         if not messages:
             return 0
@@ -182,8 +211,17 @@ class Pipeline:
             counters.first_received_at = messages[0].received_at
         received_before = counters.received
         batch = self.process(messages)
+        if self._writer is not None:
+            self._writes.put((messages, batch))
+        else:
+            self._commit(messages, batch)
+        return counters.received - received_before
+
+    def _commit(self, messages: list[InboundMessage], batch: StoreBatch) -> None:
+        """Write a batch durably (retrying while the store is unavailable), then acknowledge it."""
+        counters = self.counters
         started = time.perf_counter()
-        result = self.store.write(batch)
+        result = self._write_until_durable(batch)
         stored = time.perf_counter()
         self.subscriber.ack(messages)
         self._publish_alerts(batch.changes)
@@ -192,7 +230,22 @@ class Pipeline:
         counters.stored += result.readings_inserted
         counters.duplicates_in_store += result.readings_duplicate
         counters.batches += 1
-        return counters.received - received_before
+
+    def _write_until_durable(self, batch: StoreBatch) -> WriteResult:
+        """The store's write, retried with jittered back-off while it fails.
+
+        Nothing is acknowledged meanwhile, so the broker keeps the messages, and the bounded
+        hand-over queue stops the processing thread: back-pressure, not loss.
+        """
+        retrying = Retrying(
+            retry=retry_if_exception_type(StorageError),
+            wait=wait_random_exponential(multiplier=0.1, max=5.0),
+            before_sleep=lambda state: log.warning(
+                "store unavailable (attempt %d): %s; retrying", state.attempt_number,
+                state.outcome.exception() if state.outcome else "",
+            ),
+        )
+        return retrying(self.store.write, batch)
 
     def _publish_alerts(self, changes: list[StatusChange]) -> None:
         for change in changes:
@@ -201,7 +254,11 @@ class Pipeline:
 
     # --- thread lifecycle ---
 
-    def start(self) -> None:
+    def start(self, write_behind: bool = False) -> None:
+        """Run in a background thread; ``write_behind`` writes on a second thread."""
+        if write_behind:
+            self._writer = threading.Thread(target=self._write_loop, name="calstream-writer", daemon=True)
+            self._writer.start()
         self._thread = threading.Thread(target=self._run, name="calstream-pipeline", daemon=True)
         self._thread.start()
 
@@ -213,16 +270,29 @@ class Pipeline:
             log.exception("pipeline stopped by an unexpected error")
             self.error = exc
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Finish the batch in hand (it is written and acknowledged), then stop."""
+    def _write_loop(self) -> None:
+        try:
+            while (item := self._writes.get()) is not None:
+                self._commit(*item)
+        except BaseException as exc:
+            log.exception("pipeline writer stopped by an unexpected error")
+            self.error = exc
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the batches in hand (written and acknowledged), then stop both threads."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._writer is not None:
+            self._writes.put(None)
+            self._writer.join(timeout)
+            self._writer = None
 
     def final_sweep(self) -> int:
         """Re-evaluate time-driven conditions once more and store them (end of a run)."""
         changes = self.processor.sweep()
-        touched = {c.instrument_id for c in changes}
+        touched = self._dirty | {c.instrument_id for c in changes}
+        self._dirty = set()
         batch = StoreBatch(changes=changes, snapshots=self.processor.snapshots(touched))
         self.store.write(batch)
         self._publish_alerts(changes)

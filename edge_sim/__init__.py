@@ -7,7 +7,6 @@ broker at QoS 1 with a bounded number of unacknowledged messages (:class:`Gatewa
 """
 
 from edge_sim.behaviour import Behaviour
-from edge_sim.encoding import encode_batch, fast_iso
 from edge_sim.errors import BackpressureTimeout, ConnectError, EdgeSimError, PublishError
 from edge_sim.gateway import GatewayPublisher
 from edge_sim.simulator import FleetSimulator, GatewayBatch
@@ -24,8 +23,6 @@ __all__ = [
     "GroundTruth",
     "InstrumentTruth",
     "PublishError",
-    "encode_batch",
-    "fast_iso",
     "read_truth",
     "write_truth",
 ]

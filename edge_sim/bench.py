@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from edge_sim.encoding import encode_batch
+from metrology.wire import encode
 from edge_sim.simulator import FleetSimulator
 from metrology.fleet import load_fleet
 from metrology.timebase import SECONDS_PER_DAY
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     sampled = sum(len(b.readings) for b in sample)
     t0 = time.perf_counter()
     for batch in sample:
-        encode_batch(*batch)
+        encode(*batch)
     t1 = time.perf_counter()
     for batch in sample:
         encode(*batch)

@@ -12,7 +12,7 @@ While the connection is down paho keeps the unacknowledged messages and sends th
 reconnects by itself (``reconnect_delay_set``); the window keeps the backlog bounded meanwhile.
 
 Payloads are :func:`metrology.wire.encode` text, produced by the faster, byte-identical
-:func:`edge_sim.encoding.encode_batch`.
+:func:`metrology.wire.encode`.
 """
 
 from __future__ import annotations
@@ -26,10 +26,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from edge_sim.encoding import encode_batch
 from edge_sim.errors import BackpressureTimeout, ConnectError, PublishError
 from metrology.reading import Reading
-from metrology.wire import readings_topic
+from metrology.wire import encode, readings_topic
 
 DEFAULT_CLIENT_ID = "calstream-edge-sim"
 DEFAULT_MAX_INFLIGHT = 1000
@@ -147,8 +146,18 @@ class GatewayPublisher:
         """
         if not readings:
             raise ValueError("a batch needs at least one reading (the wire refuses empty batches)")
-        payload = encode_batch(tenant, site, gateway, readings)
-        topic = readings_topic(tenant, site, gateway)
+        return self.publish_payload(
+            readings_topic(tenant, site, gateway), encode(tenant, site, gateway, readings),
+            len(readings), timeout,
+        )
+
+    def publish_payload(
+        self, topic: str, payload: bytes, readings: int, timeout: float | None = 60.0
+    ) -> int:
+        """Publish an already encoded payload of ``readings`` readings; returns its message id.
+
+        The same flow control as :meth:`publish_batch` (which encodes, then calls this).
+        """
         with self._window:
             if not self._window.wait_for(lambda: len(self._inflight) < self.max_inflight, timeout):
                 raise BackpressureTimeout(
@@ -161,15 +170,14 @@ class GatewayPublisher:
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
             # NO_CONN is fine: paho keeps the message and sends it after reconnecting.
             raise PublishError(f"{topic}: paho refused the message: {mqtt.error_string(info.rc)}")
-        count = len(readings)
         with self._window:
             self.messages_sent += 1
-            self.readings_sent += count
+            self.readings_sent += readings
             if info.mid in self._acked_early:
                 self._acked_early.discard(info.mid)
-                self._count_ack(count)
+                self._count_ack(readings)
             else:
-                self._inflight[info.mid] = count
+                self._inflight[info.mid] = readings
         return info.mid
 
     def publish_all(self, batches: Iterable[Sequence[Any]], timeout: float | None = 60.0) -> int:

@@ -115,6 +115,9 @@ def _sample(plan: InstrumentPlan, rng: np.random.Generator, c0: float, c1: float
     return _Chunk(ts, values, references, u_references, instruments)
 
 
+_new_tuple = tuple.__new__
+
+
 def _optional(values: list[float]) -> list[float | None]:
     return [None if v != v else v for v in values]
 
@@ -242,21 +245,21 @@ class FleetSimulator:
         ids = self._ids
         units = self._units
         index = instruments.tolist()
-        readings = list(
-            map(
-                Reading,
-                repeat(gateway.tenant, n),
-                repeat(gateway.site, n),
-                repeat(gateway.gateway, n),
-                [ids[i] for i in index],
-                ts.tolist(),
-                values.tolist(),
-                [units[i] for i in index],
-                range(first_seq, first_seq + n),
-                _optional(refs.tolist()),
-                _optional(urefs.tolist()),
-            )
+        # tuple.__new__ on the rows builds each Reading about twice as fast as calling the class.
+        rows = zip(
+            repeat(gateway.tenant, n),
+            repeat(gateway.site, n),
+            repeat(gateway.gateway, n),
+            [ids[i] for i in index],
+            ts.tolist(),
+            values.tolist(),
+            [units[i] for i in index],
+            range(first_seq, first_seq + n),
+            _optional(refs.tolist()),
+            _optional(urefs.tolist()),
+            strict=True,
         )
+        readings: list[Reading] = [_new_tuple(Reading, row) for row in rows]
         # Cut at publish-interval boundaries, then at batch_size within an interval.
         interval = np.floor((ts - self.start) / self.publish_interval_s).astype(np.int64)
         edges = [0, *(np.flatnonzero(np.diff(interval)) + 1).tolist(), n]

@@ -1,7 +1,9 @@
 """Change detectors on the residual ``e = x - r`` (METROLOGY.md, "Drift detection").
 
-Every state here is a frozen, slotted dataclass of plain numbers: O(1) per instrument, stored with
-:func:`dataclasses.asdict` and rebuilt with ``Cls(**d)``. An update returns a *new* state.
+Every state here is a named tuple of plain numbers: O(1) per instrument, stored with
+``state._asdict()`` and rebuilt with ``Cls(**d)``. An update returns a *new* state. (Named tuples
+rather than frozen dataclasses: one is built per reading, and a tuple is built three times
+faster while being just as immutable. Chart parameters and baselines stay frozen dataclasses.)
 Chart parameters (:class:`EwmaChart`, :class:`CusumChart`, :class:`PageHinkleyChart`) are
 configuration; the in-control level and scatter of the residual come from a :class:`Baseline`,
 estimated from a warm-up window after a calibration (:class:`WarmUp`) or from the calibration
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy.special import ndtr  # type: ignore[import-untyped, unused-ignore]
@@ -66,22 +69,21 @@ class Baseline:
             raise ChartError(f"baseline sigma must be finite and > 0, got {self.sigma}")
 
 
-@dataclass(frozen=True, slots=True)
-class WarmUp:
+class WarmUp(NamedTuple):
     """Running mean and variance of the first residuals after a calibration.
 
     Welford's single-pass update (Welford 1962, Technometrics 4:419; Knuth, TAOCP vol. 2,
     §4.2.2): ``mean += d / n``, ``m2 += d * (x - mean_new)`` with ``d = x - mean_old``.
     """
 
-    count: int = 0
+    n: int = 0
     mean: float = 0.0
     m2: float = 0.0
 
     def add(self, x: float) -> WarmUp:
         """The warm-up with ``x`` added."""
         x = float(x)  # keep the state plain floats even when fed numpy scalars
-        count = self.count + 1
+        count = self.n + 1
         delta = x - self.mean
         mean = self.mean + delta / count
         return WarmUp(count, mean, self.m2 + delta * (x - mean))
@@ -89,9 +91,9 @@ class WarmUp:
     @property
     def variance(self) -> float | None:
         """Sample variance (n - 1 degrees of freedom); ``None`` below two readings."""
-        if self.count < 2:
+        if self.n < 2:
             return None
-        return max(self.m2, 0.0) / (self.count - 1)
+        return max(self.m2, 0.0) / (self.n - 1)
 
     @property
     def standard_deviation(self) -> float | None:
@@ -108,7 +110,7 @@ class WarmUp:
         """
         sd = self.standard_deviation
         if sd is None:
-            raise ChartError(f"a baseline needs at least 2 warm-up readings, got {self.count}")
+            raise ChartError(f"a baseline needs at least 2 warm-up readings, got {self.n}")
         return Baseline(self.mean, max(sd, sigma_floor))
 
 
@@ -142,32 +144,31 @@ class EwmaChart:
         return math.sqrt(self.smoothing / (2.0 - self.smoothing))
 
 
-@dataclass(frozen=True, slots=True)
-class EwmaState:
+class EwmaState(NamedTuple):
     """EWMA statistic ``z_i = lambda * e_i + (1 - lambda) * z_(i-1)``, ``z_0 = mu0``.
 
     Roberts (1959); NIST/SEMATECH e-Handbook of Statistical Methods §6.3.2.4.
     """
 
-    count: int = 0
+    n: int = 0
     statistic: float | None = None
 
     def update(self, x: float, baseline: Baseline, chart: EwmaChart) -> EwmaState:
         """The state after residual ``x`` (starting from ``z_0 = baseline.mean``)."""
         x = float(x)
-        previous = baseline.mean if self.count == 0 or self.statistic is None else self.statistic
+        previous = baseline.mean if self.n == 0 or self.statistic is None else self.statistic
         lam = chart.smoothing
-        return EwmaState(self.count + 1, lam * x + (1.0 - lam) * previous)
+        return EwmaState(self.n + 1, lam * x + (1.0 - lam) * previous)
 
     def limit(self, baseline: Baseline, chart: EwmaChart) -> float:
-        """Half-width of the control limits after ``count`` readings.
+        """Half-width of the control limits after ``n`` readings.
 
         ``L * sigma * sqrt(lambda / (2 - lambda) * (1 - (1 - lambda)^(2 i)))``, the exact
         standard deviation of ``z_i`` (Lucas & Saccucci 1990; NIST/SEMATECH e-Handbook
         §6.3.2.4 gives the asymptotic form ``i -> inf``). Zero before the first reading.
         """
         lam = chart.smoothing
-        shrink = 1.0 - (1.0 - lam) ** (2 * self.count)
+        shrink = 1.0 - (1.0 - lam) ** (2 * self.n)
         return chart.limit_width * baseline.sigma * chart.asymptotic_factor * math.sqrt(shrink)
 
     def asymptotic_limit(self, baseline: Baseline, chart: EwmaChart) -> float:
@@ -180,7 +181,7 @@ class EwmaState:
 
     def signals(self, baseline: Baseline, chart: EwmaChart) -> bool:
         """True when ``z_i`` lies beyond ``mu0 +/- limit``."""
-        if self.count == 0 or self.statistic is None:
+        if self.n == 0 or self.statistic is None:
             return False
         return abs(self.statistic - baseline.mean) > self.limit(baseline, chart)
 
@@ -219,8 +220,7 @@ class CusumChart:
             raise ChartError(f"CUSUM head start must be in [0, 1), got {self.head_start}")
 
 
-@dataclass(frozen=True, slots=True)
-class CusumState:
+class CusumState(NamedTuple):
     """Tabular CUSUM sums, in the measurand's unit.
 
     ``S_H,i = max(0, S_H,i-1 + e_i - (mu0 + K sigma))``,
@@ -229,7 +229,7 @@ class CusumState:
     ``head_start * H * sigma`` (Lucas & Crosier 1982).
     """
 
-    count: int = 0
+    n: int = 0
     high: float = 0.0
     low: float = 0.0
 
@@ -237,12 +237,12 @@ class CusumState:
         """The state after residual ``x``."""
         x = float(x)
         k = chart.reference_k * baseline.sigma
-        if self.count == 0:
+        if self.n == 0:
             high = low = chart.head_start * chart.decision_h * baseline.sigma
         else:
             high, low = self.high, self.low
         return CusumState(
-            self.count + 1,
+            self.n + 1,
             max(0.0, high + x - baseline.mean - k),
             max(0.0, low + baseline.mean - k - x),
         )
@@ -296,8 +296,7 @@ class PageHinkleyChart:
             raise ChartError(f"Page-Hinkley min_count must be >= 1, got {self.min_count}")
 
 
-@dataclass(frozen=True, slots=True)
-class PageHinkleyState:
+class PageHinkleyState(NamedTuple):
     """Page-Hinkley cumulative deviations from the running mean, in the measurand's unit.
 
     With ``m_T = sum_(t<=T) (x_t - xbar_t - delta)`` and ``M_T = min_(t<=T) m_t`` the upward test
@@ -310,7 +309,7 @@ class PageHinkleyState:
     scales ``delta`` and the threshold.
     """
 
-    count: int = 0
+    n: int = 0
     mean: float = 0.0
     high: float = 0.0
     low: float = 0.0
@@ -318,7 +317,7 @@ class PageHinkleyState:
     def update(self, x: float, baseline: Baseline, chart: PageHinkleyChart) -> PageHinkleyState:
         """The state after residual ``x``."""
         x = float(x)
-        count = self.count + 1
+        count = self.n + 1
         mean = self.mean + (x - self.mean) / count
         deviation = x - mean
         delta = chart.delta * baseline.sigma
@@ -331,7 +330,7 @@ class PageHinkleyState:
 
     def signals(self, baseline: Baseline, chart: PageHinkleyChart) -> bool:
         """True (after ``min_count`` readings) when either side exceeds ``threshold * sigma``."""
-        if self.count < chart.min_count:
+        if self.n < chart.min_count:
             return False
         limit = chart.threshold * baseline.sigma
         return self.high > limit or self.low > limit

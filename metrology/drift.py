@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from scipy.special import stdtrit  # type: ignore[import-untyped, unused-ignore]
 
@@ -52,8 +53,7 @@ def student_t_factor(confidence: float, dof: int, *, two_sided: bool) -> float:
     return float(stdtrit(dof, p))
 
 
-@dataclass(frozen=True, slots=True)
-class DriftFit:
+class DriftFit(NamedTuple):
     """Incremental least-squares line of the error ``e`` against time ``t``.
 
     The state is the count, the means and the centred second moments (co-moments) of ``t`` and
@@ -68,7 +68,7 @@ class DriftFit:
     only good to a few digits, which is immaterial next to any calibration uncertainty.
     """
 
-    count: int = 0
+    n: int = 0
     mean_t: float = 0.0
     mean_e: float = 0.0
     m2_t: float = 0.0
@@ -78,7 +78,7 @@ class DriftFit:
     def add(self, t: float, e: float) -> DriftFit:
         """The fit with the point ``(t, e)`` added."""
         t, e = float(t), float(e)  # keep the state plain floats even when fed numpy scalars
-        count = self.count + 1
+        count = self.n + 1
         dt = t - self.mean_t
         de = e - self.mean_e
         mean_t = self.mean_t + dt / count
@@ -95,18 +95,18 @@ class DriftFit:
     @property
     def dof(self) -> int:
         """Residual degrees of freedom, ``n - 2`` (never below 0)."""
-        return max(self.count - 2, 0)
+        return max(self.n - 2, 0)
 
     @property
     def has_time_spread(self) -> bool:
         """Whether the times differ enough to fit a slope."""
-        if self.count < 2 or not self.m2_t > 0.0:
+        if self.n < 2 or not self.m2_t > 0.0:
             return False
-        spread = math.sqrt(self.m2_t / self.count)
+        spread = math.sqrt(self.m2_t / self.n)
         return spread > _SPREAD_RTOL * abs(self.mean_t)
 
     def _fitted(self) -> bool:
-        return self.count >= 3 and self.has_time_spread
+        return self.n >= 3 and self.has_time_spread
 
     @property
     def slope(self) -> float | None:
@@ -131,7 +131,7 @@ class DriftFit:
     def residual_sd(self) -> float | None:
         """``s = sqrt(SSE / (n - 2))``, the scatter about the line."""
         sse = self.residual_sum_of_squares
-        return None if sse is None else math.sqrt(sse / (self.count - 2))
+        return None if sse is None else math.sqrt(sse / (self.n - 2))
 
     @property
     def slope_standard_error(self) -> float | None:
@@ -157,7 +157,7 @@ class DriftFit:
         s2 = s * s
         var_b1 = s2 / self.m2_t
         cov = -self.mean_t * var_b1
-        var_b0 = s2 / self.count + self.mean_t * self.mean_t * var_b1
+        var_b0 = s2 / self.n + self.mean_t * self.mean_t * var_b1
         return ((var_b0, cov), (cov, var_b1))
 
     def predict(self, t: float) -> tuple[float, float] | None:
@@ -173,7 +173,7 @@ class DriftFit:
         slope = self.c_te / self.m2_t
         offset = t - self.mean_t
         e_hat = self.mean_e + slope * offset
-        u2 = s * s * (1.0 + 1.0 / self.count + offset * offset / self.m2_t)
+        u2 = s * s * (1.0 + 1.0 / self.n + offset * offset / self.m2_t)
         return e_hat, math.sqrt(u2)
 
 
@@ -212,7 +212,7 @@ def _exit_time(
     s = fit.residual_sd
     assert s is not None  # the caller checked the fit
     b1 = fit.c_te / fit.m2_t
-    n = fit.count
+    n = fit.n
     d = limit - fit.mean_e
     a_term = u0 * u0 + s * s * (1.0 + 1.0 / n)
     b_term = s * s / fit.m2_t
@@ -302,10 +302,10 @@ def predicted_out_of_tolerance(
     if lower is None and upper is None:
         return nothing("no tolerance limits")
     needed = max(min_points, 3)
-    if fit.count < needed:
-        return nothing(f"too few points (n={fit.count} < {needed})")
+    if fit.n < needed:
+        return nothing(f"too few points (n={fit.n} < {needed})")
     if not fit.has_time_spread:
-        return nothing(f"no spread in time (all {fit.count} points at t={fit.mean_t:g})")
+        return nothing(f"no spread in time (all {fit.n} points at t={fit.mean_t:g})")
 
     slope, slope_t = fit.slope, fit.slope_t
     assert slope is not None and slope_t is not None

@@ -30,9 +30,9 @@ IDENTITY = LinearConversion(1.0, 0.0)
 
 
 @lru_cache(maxsize=1)
-def unit_registry() -> pint.UnitRegistry:
+def unit_registry() -> pint.UnitRegistry[float]:
     """The one pint registry (building it takes a fraction of a second, so it is built once)."""
-    registry = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+    registry: pint.UnitRegistry[float] = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
     # Common spellings on instrument gateways that pint does not know by default.
     registry.define("percent_RH = percent = %RH")
     return registry

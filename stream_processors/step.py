@@ -22,7 +22,7 @@ reading; :func:`describe` turns a state into a snapshot with its reasons and num
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from metrology.assessment import Assessment, HealthSnapshot, StatusChange
 from metrology.calibration import CalibrationHistory, CalibrationRecord, DueState, due_state
@@ -51,6 +51,11 @@ class InstrumentContext:
     spec: InstrumentSpec
     calibrations: CalibrationHistory
     policy: ProcessingPolicy
+    unverifiable: bool = field(init=False)
+    """No reference relation: drift cannot be judged."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "unverifiable", self.spec.reference.kind is ReferenceKind.NONE)
 
 
 def step(
@@ -83,10 +88,9 @@ def step(
         judgement = Judgement(residual, u_residual, reading.reference, lower, upper)
         tracking = _track(tracking, ts, judgement, u_calibration, context.policy)
 
-    conditions = conditions_at(tracking, context, record, ts, offline=False)
-    status = conditions[0] if conditions else Status.OK
+    conditions, status, drift_flagged = _health(tracking, context, record, ts, offline=False)
     first_drift_at = state.first_drift_at
-    if first_drift_at is None and not DRIFT_CONDITIONS.isdisjoint(conditions):
+    if first_drift_at is None and drift_flagged:
         first_drift_at = ts
     new_state = InstrumentState(
         tracking, judgement, state.readings + 1, ts, status, conditions,
@@ -138,10 +142,10 @@ def _track(
     drift_since, detector = tracking.drift_since, tracking.drift_detector
     if baseline is None or chart is None or shift is None:
         warm_up = warm_up.add(residual)
-        if warm_up.count >= policy.warm_up_residuals:
+        if warm_up.n >= policy.warm_up_residuals:
             sd = warm_up.standard_deviation or 0.0
             sigma = max(
-                sd * sigma_upper_bound_factor(warm_up.count, policy.sigma_confidence),
+                sd * sigma_upper_bound_factor(warm_up.n, policy.sigma_confidence),
                 policy.sigma_floor_fraction * judgement.u_residual,
             )
             if sigma > 0.0:  # else identical residuals with no stated uncertainty: keep warming up
@@ -162,7 +166,7 @@ def _track(
     if out_of_tolerance_since is None and not accepted(judgement, policy.decision_rule):
         out_of_tolerance_since = ts
     predicted, note = tracking.predicted_oot_at, tracking.prediction_note
-    if fit.count >= policy.prediction_min_points and fit.count % policy.prediction_every == 0:
+    if fit.n >= policy.prediction_min_points and fit.n % policy.prediction_every == 0:
         predicted, note = _predict(fit, tracking.origin, since_origin_days, judgement, u_calibration, policy)
     return DriftTracking(
         tracking.certificate_id, tracking.origin, warm_up, baseline, chart, shift, ewma, cusum,
@@ -192,7 +196,7 @@ def _predict(
     policy: ProcessingPolicy,
 ) -> tuple[float | None, str]:
     """Predicted out-of-tolerance time (epoch seconds) from the drift fit, or why there is none."""
-    spread = math.sqrt(fit.m2_t / fit.count) if fit.count else 0.0
+    spread = math.sqrt(fit.m2_t / fit.n) if fit.n else 0.0
     if spread < policy.prediction_min_spread_days:
         return None, (
             f"times spread {spread:.1f} d < {policy.prediction_min_spread_days:g} d: "
@@ -208,31 +212,33 @@ def _predict(
     return origin + prediction.time * SECONDS_PER_DAY, prediction.reason
 
 
-_CONDITION_CACHE: dict[tuple[bool, ...], tuple[Status, ...]] = {}
+_HEALTH_CACHE: dict[tuple[bool, ...], tuple[tuple[Status, ...], Status, bool]] = {}
 
 
-def conditions_at(
+def _health(
     tracking: DriftTracking, context: InstrumentContext, record: CalibrationRecord | None,
     at: float, *, offline: bool,
-) -> tuple[Status, ...]:
-    """Every health condition that holds at ``at``, most severe first."""
+) -> tuple[tuple[Status, ...], Status, bool]:
+    """Conditions (most severe first), the status, and whether a drift condition holds."""
     if record is None:
         overdue, due_soon, at_risk = True, False, False
     else:
         due = due_state(record, at, context.policy.due_soon_days)
         overdue, due_soon = due is DueState.OVERDUE, due is DueState.DUE_SOON
-        at_risk = tracking.predicted_oot_at is not None and tracking.predicted_oot_at < record.due_at
+        predicted = tracking.predicted_oot_at
+        at_risk = predicted is not None and predicted < record.due_at
     key = (
         tracking.out_of_tolerance_since is not None, offline, overdue, at_risk,
-        tracking.drift_since is not None, due_soon,
-        context.spec.reference.kind is ReferenceKind.NONE,
+        tracking.drift_since is not None, due_soon, context.unverifiable,
     )
-    conditions = _CONDITION_CACHE.get(key)
-    if conditions is None:
+    health = _HEALTH_CACHE.get(key)
+    if health is None:
         # The key's flags are in SEVERITY order, so the conditions come out most severe first.
-        flagged = zip(key, _FLAGGED_CONDITIONS, strict=True)
-        conditions = _CONDITION_CACHE[key] = tuple(s for held, s in flagged if held)
-    return conditions
+        held = tuple(s for flag, s in zip(key, _FLAGGED_CONDITIONS, strict=True) if flag)
+        health = _HEALTH_CACHE[key] = (
+            held, held[0] if held else Status.OK, not DRIFT_CONDITIONS.isdisjoint(held)
+        )
+    return health
 
 
 _FLAGGED_CONDITIONS = (
@@ -257,10 +263,9 @@ def assess_clock(
         return state, None
     record = context.calibrations.valid_at(now)
     offline = is_offline(state, context.spec, now, context.policy)
-    conditions = conditions_at(state.tracking, context, record, now, offline=offline)
+    conditions, status, _ = _health(state.tracking, context, record, now, offline=offline)
     if conditions == state.conditions:
         return state, None
-    status = conditions[0] if conditions else Status.OK
     new_state = state._replace(
         status=status, conditions=conditions,
         status_since=now if status != state.status else state.status_since,
@@ -347,7 +352,7 @@ def describe(state: InstrumentState, context: InstrumentContext, at: float) -> H
             reasons.append("in date; no reference value received yet")
         elif baseline is None:
             reasons.append(
-                f"in tolerance; detectors warming up ({tracking.warm_up.count}/"
+                f"in tolerance; detectors warming up ({tracking.warm_up.n}/"
                 f"{policy.warm_up_residuals} residuals)"
             )
         else:
@@ -375,7 +380,7 @@ def describe(state: InstrumentState, context: InstrumentContext, at: float) -> H
         "shift_to_detect": tracking.shift_to_detect,
         "drift_rate": fit.slope,
         "drift_rate_u": fit.slope_standard_error,
-        "fit_points": float(fit.count),
+        "fit_points": float(fit.n),
         "predicted_oot_at": tracking.predicted_oot_at,
         "prediction_note": tracking.prediction_note,
         "drift_since": tracking.drift_since,

@@ -1,16 +1,12 @@
 """Fixtures of the edge simulator tests: the shipped fleet, and a real MQTT broker (amqtt).
 
-The broker runs embedded in a background thread with its own asyncio loop, bound to 127.0.0.1 on
-a free port (amqtt's default would be 0.0.0.0:1883). amqtt 0.12 speaks MQTT 3.1.1 only.
+Brokers are calstream's embedded amqtt (:class:`calstream.embedded_broker.EmbeddedBroker`);
+``amqtt_broker`` itself comes from ``tests/conftest.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from calstream.embedded_broker import EmbeddedBroker, free_port
 from metrology.fleet import Fleet, load_fleet
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,71 +32,19 @@ def shipped_fleet() -> Fleet:
     return load_fleet(yaml.safe_load(SHIPPED_FLEET.read_text(encoding="utf-8")))
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def unused_tcp_port() -> int:
     """A port of 127.0.0.1 nobody listens on (free when asked)."""
     return free_port()
 
 
-@dataclass(frozen=True)
-class BrokerAddress:
-    host: str
-    port: int
-
-
-class EmbeddedBroker:
-    """An amqtt broker in a daemon thread; :meth:`start` returns once it listens."""
-
-    def __init__(self, port: int) -> None:
-        self.address = BrokerAddress("127.0.0.1", port)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="amqtt", daemon=True)
-        self._broker: Any = None
-
-    def _config(self) -> dict[str, Any]:
-        return {
-            "listeners": {
-                "default": {"type": "tcp", "bind": f"{self.address.host}:{self.address.port}"}
-            },
-            "plugins": {
-                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
-            },
-        }
-
-    async def _start(self) -> None:
-        from amqtt.broker import Broker
-
-        self._broker = Broker(self._config())
-        await self._broker.start()
-
-    def start(self, timeout: float = 15.0) -> None:
-        self._thread.start()
-        future: Future[None] = asyncio.run_coroutine_threadsafe(self._start(), self._loop)
-        future.result(timeout)
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """Shut the broker down (again: nothing happens)."""
-        if not self._thread.is_alive():
-            return
-        if self._broker is not None:
-            asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop).result(timeout)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout)
-
-
 @pytest.fixture
 def start_amqtt() -> Iterator[Callable[[int], EmbeddedBroker]]:
-    """Start brokers on given ports (``stop()`` one to restart it); all stop at the end."""
+    """Start embedded brokers on given ports (``stop()`` one to restart it); all stop at the end."""
     started: list[EmbeddedBroker] = []
 
     def start(port: int) -> EmbeddedBroker:
-        broker = EmbeddedBroker(port)
+        broker = EmbeddedBroker(port=port)
         broker.start()
         started.append(broker)
         return broker
@@ -107,12 +52,6 @@ def start_amqtt() -> Iterator[Callable[[int], EmbeddedBroker]]:
     yield start
     for broker in started:
         broker.stop()
-
-
-@pytest.fixture
-def amqtt_broker(start_amqtt: Callable[[int], EmbeddedBroker]) -> BrokerAddress:
-    """A fresh embedded amqtt broker on a free port of 127.0.0.1."""
-    return start_amqtt(free_port()).address
 
 
 # --- one simulated year of the shipped fleet, collected per instrument ---

@@ -235,7 +235,7 @@ def test_warm_up_equals_numpy_mean_and_sample_sd(values: list[float]) -> None:
     for x in values:
         warm_up = warm_up.add(x)
     scale = max(1.0, max(abs(x) for x in values))
-    assert warm_up.count == len(values)
+    assert warm_up.n == len(values)
     assert warm_up.mean == pytest.approx(float(np.mean(values)), abs=1e-9 * scale)
     sd = warm_up.standard_deviation
     assert sd is not None
@@ -275,7 +275,7 @@ def test_invalid_parameters_are_refused(build) -> None:  # type: ignore[no-untyp
 
 
 def test_states_are_plain_values_that_round_trip_through_asdict() -> None:
-    """Faust tables store asdict(state); Cls(**d) must give the same state back, as plain floats."""
+    """Faust tables store the state as a dict; Cls(**d) must give it back, as plain floats."""
     baseline = Baseline(0.0, 1.0)
     states: list[Any] = [
         WarmUp().add(np.float64(1.0)).add(2.0),
@@ -285,11 +285,11 @@ def test_states_are_plain_values_that_round_trip_through_asdict() -> None:
         baseline,
     ]
     for state in states:
-        data = dataclasses.asdict(state)
+        data = state._asdict() if hasattr(state, "_asdict") else dataclasses.asdict(state)
         assert type(state)(**data) == state
         assert all(type(v) in (int, float) or v is None for v in data.values()), data
-        with pytest.raises(dataclasses.FrozenInstanceError):
-            setattr(state, dataclasses.fields(state)[0].name, 5)
+        with pytest.raises(AttributeError):  # FrozenInstanceError is an AttributeError too
+            setattr(state, next(iter(data)), 5)
 
 
 def test_updates_return_new_states() -> None:

@@ -74,7 +74,7 @@ def test_incremental_fit_equals_the_batch_formulas(data: tuple[list[float], list
     t, e = np.asarray(times), np.asarray(errors)
     scale_t, scale_e = max(1.0, float(np.max(np.abs(t)))), max(1.0, float(np.max(np.abs(e))))
     n = len(t)
-    assert fit.count == n
+    assert fit.n == n
     assert fit.mean_t == pytest.approx(t.mean(), abs=1e-12 * scale_t)
     assert fit.mean_e == pytest.approx(e.mean(), abs=1e-12 * scale_e)
     assert fit.m2_t == pytest.approx(((t - t.mean()) ** 2).sum(), rel=1e-9, abs=1e-9 * scale_t**2)
@@ -257,7 +257,7 @@ def test_predicted_time_is_the_first_crossing_of_the_band(
 
 def test_prediction_and_fit_are_plain_values() -> None:
     fit = fit_of(np.arange(6.0), np.arange(6.0) * 0.1)
-    data = dataclasses.asdict(fit)
+    data = fit._asdict()
     assert DriftFit(**data) == fit
     assert all(type(v) in (int, float) for v in data.values())
     outcome = predicted_out_of_tolerance(fit, -1.0, 1.0, 0.01)
