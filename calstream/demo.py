@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -140,6 +140,11 @@ class Demo:
         end = self.fleet.as_of or float(int(time.time() // SECONDS_PER_DAY) * SECONDS_PER_DAY)
         self.start_at = end - options.sim_days * SECONDS_PER_DAY
         self.end_at = end
+        # Gateways publish what they collected every publish interval (simulated time); scaled
+        # so that each publishes about twenty times a wall-clock second, in batches of up to
+        # ``batch_size`` readings. The offline rule allows for that delivery delay.
+        speedup = options.sim_days * SECONDS_PER_DAY / max(options.duration_s, 0.1)
+        self.publish_interval_s = min(max(speedup * 0.05, 3_600.0), SECONDS_PER_DAY)
         self.db_path = fresh_store_path(options.db or self.settings.work_dir / "demo.sqlite")
         self.truth_path = self.db_path.with_suffix(".truth.json")
         self.store: SqliteStore | None = None
@@ -169,7 +174,10 @@ class Demo:
         options = self.options
         self.store = store = SqliteStore(self.db_path)
         store.register_fleet(self.fleet)
-        self.processor = FleetProcessor(self.fleet, policy_for(self.settings))
+        policy = replace(
+            policy_for(self.settings), offline_grace_s=2 * self.publish_interval_s
+        )
+        self.processor = FleetProcessor(self.fleet, policy)
         run_id = uuid.uuid4().hex[:8]
         subscriber = DurableSubscriber(
             host, port, client_id=f"calstream-demo-{run_id}", topic=READINGS_SUBSCRIPTION,
@@ -183,7 +191,7 @@ class Demo:
         pipeline.start()
         simulator = FleetSimulator(
             self.fleet, seed=options.seed, start=self.start_at, end=self.end_at,
-            batch_size=options.batch_size,
+            batch_size=options.batch_size, publish_interval_s=self.publish_interval_s,
         )
         self.truth = simulator.truth
         publisher = GatewayPublisher(client_id=f"calstream-demo-gateways-{run_id}")

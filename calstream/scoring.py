@@ -2,7 +2,8 @@
 
 A drift is *detected before out of tolerance* when the instrument was first flagged with a drift
 condition (DRIFTING, AT_RISK or OUT_OF_TOLERANCE) no later than the time its true error left
-tolerance. A *false alarm* is a drift condition on an instrument whose true error never moved.
+tolerance. A step shift that jumps straight out of tolerance cannot be seen coming; such shifts
+are counted apart (and whether they were flagged at all). A *false alarm* is a drift condition on an instrument whose true error never moved.
 Only instruments with a reference (check standard, reference instrument, peers) are scored:
 without one, drift is unobservable by design (UNVERIFIED); those are counted apart.
 """
@@ -33,6 +34,9 @@ class DetectionScore:
     drifts_within_tolerance_flagged: int
     unobservable_drifts: int
     """Drifting instruments without any reference: UNVERIFIED by design."""
+    instant_shifts: int
+    """Step shifts that jumped straight out of tolerance: no warning can precede them."""
+    instant_shifts_flagged: int
     median_lead_days: float | None
     """Median time from the first flag to the true out-of-tolerance time."""
 
@@ -54,7 +58,7 @@ class DetectionScore:
 def score_detection(truth: GroundTruth, first_flagged_at: Mapping[str, float | None]) -> DetectionScore:
     """Compare when each instrument was first flagged for drift with what really happened."""
     injected = before = late = missed = stable = false_alarms = 0
-    within = within_flagged = unobservable = 0
+    within = within_flagged = unobservable = instant = instant_flagged = 0
     leads: list[float] = []
     for instrument in truth.instruments.values():
         flagged = first_flagged_at.get(instrument.instrument_id)
@@ -72,6 +76,10 @@ def score_detection(truth: GroundTruth, first_flagged_at: Mapping[str, float | N
         if instrument.true_oot_at is None:
             within += 1
             within_flagged += flagged is not None
+            continue
+        if instrument.behaviour is Behaviour.STEP_SHIFT:  # a step that leaves tolerance does so at once
+            instant += 1
+            instant_flagged += flagged is not None
             continue
         injected += 1
         if flagged is None:
@@ -91,5 +99,7 @@ def score_detection(truth: GroundTruth, first_flagged_at: Mapping[str, float | N
         drifts_within_tolerance=within,
         drifts_within_tolerance_flagged=within_flagged,
         unobservable_drifts=unobservable,
+        instant_shifts=instant,
+        instant_shifts_flagged=instant_flagged,
         median_lead_days=statistics.median(leads) if leads else None,
     )

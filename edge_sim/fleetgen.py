@@ -101,9 +101,13 @@ def _gateways(rng: np.random.Generator) -> dict[tuple[str, str], list[str]]:
 def _peer_slots(
     rng: np.random.Generator, instruments: int, gateways: dict[tuple[str, str], list[str]]
 ) -> list[_Slot]:
-    """Peer groups of 3-4 instruments of one model at one site, sharing period and gateway."""
+    """Peer groups of 4-5 instruments of one model at one site, sharing period and gateway.
+
+    Four at least: excluding the instrument under test leaves three peers, enough for the
+    chi-square test to single out one drifting peer (with two, it cannot tell which is wrong).
+    """
     sites = _sites()
-    groups = max(1, round(instruments * PEER_SHARE / 3.5))
+    groups = max(1, round(instruments * PEER_SHARE / 4.5))
     slots: list[_Slot] = []
     for g in range(groups):
         tenant, site, _ = sites[g % len(sites)]
@@ -115,7 +119,7 @@ def _peer_slots(
         name = f"{tenant}-{site}-{family.value}-pg{g + 1:02d}"
         slots.extend(
             _Slot(tenant, site, model, {"kind": "peer_group", "group": name}, period, gateway)
-            for _ in range(int(rng.integers(3, 5)))
+            for _ in range(int(rng.integers(4, 6)))
         )
     return slots
 

@@ -32,8 +32,14 @@ class PeerBoard:
             history = members[instrument_id] = deque(maxlen=_KEPT_PER_MEMBER)
         history.append((ts, corrected, u))
 
-    def reference_for(self, group: str, instrument_id: str, ts: float) -> Consensus | None:
-        """Consensus of the other members at ``ts``; None if too few reported or they disagree."""
+    def reference_for(
+        self, group: str, instrument_id: str, ts: float, min_peers: int = 2
+    ) -> Consensus | None:
+        """Consensus of the other members at ``ts``; None if too few reported or they disagree.
+
+        ``min_peers`` consistent peers are required: with three, one faulty peer is outvoted;
+        with two, a peer drifting within its uncertainty drags half its drift into the reference.
+        """
         peers: list[PeerValue] = []
         for member, history in self._groups.get(group, {}).items():
             if member == instrument_id:
@@ -42,7 +48,7 @@ class PeerBoard:
                 if abs(peer_ts - ts) <= self._tolerance_s:
                     peers.append(PeerValue(member, value, u))
                     break
-        agreed = consensus(peers, exclude=instrument_id)
+        agreed = consensus(peers, exclude=instrument_id, min_peers=min_peers)
         # Peers that disagree beyond their uncertainties, with no consistent subset large enough,
         # give no reference at all rather than a biased one.
         return agreed if agreed is not None and agreed.consistent else None

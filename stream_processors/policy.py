@@ -40,12 +40,16 @@ class ProcessingPolicy:
     decision_rule: DecisionRule = field(default_factory=DecisionRule.simple)
     due_soon_days: float = 30.0
     offline_after_periods: float = 5.0
-    """OFFLINE once no reading came for this many reporting periods."""
+    """OFFLINE once no reading came for this many reporting periods..."""
+    offline_grace_s: float = 900.0
+    """...plus this delivery allowance: gateways batch readings before they publish."""
     prediction_every: int = 10
     """Recompute the predicted out-of-tolerance date every this many residuals."""
     prediction_confidence: float = 0.95
     prediction_min_points: int = 30
     prediction_min_spread_days: float = 3.0
     """Standard deviation of the fit's times below which no date is predicted (~10 days' span)."""
+    prediction_max_extrapolation: float = 1.0
+    """Predict no further ahead than this many times the span of the record behind the fit."""
     prediction_significance: float = 0.001
     """Slope significance required before predicting (strict: the test is repeated as data come)."""

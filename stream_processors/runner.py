@@ -8,6 +8,7 @@ so a replay or a simulation faster than the wall clock is judged exactly like li
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -55,6 +56,9 @@ class FleetProcessor:
             if spec.reference.kind is ReferenceKind.PEER_GROUP and spec.reference.peer_group
         }
         self._board = PeerBoard()
+        sizes = Counter(self._peer_group.values())
+        # Outvote one faulty peer when the group allows it (three peers besides the instrument).
+        self._min_peers = {group: min(3, size - 1) for group, size in sizes.items()}
         self.watermark: float | None = None
 
     def process(self, readings: Iterable[Reading]) -> ProcessorOutput:
@@ -101,7 +105,9 @@ class FleetProcessor:
         for reading in batch:
             group = groups.get(reading.instrument_id)
             if group is not None and reading.reference is None:
-                reference = self._board.reference_for(group, reading.instrument_id, reading.ts)
+                reference = self._board.reference_for(
+                    group, reading.instrument_id, reading.ts, self._min_peers[group]
+                )
                 if reference is not None:
                     reading = reading._replace(
                         reference=reference.value, u_reference=reference.standard_uncertainty

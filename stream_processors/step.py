@@ -202,10 +202,14 @@ def _predict(
             f"times spread {spread:.1f} d < {policy.prediction_min_spread_days:g} d: "
             "too short a record to extrapolate"
         )
+    # A regression line is not trusted far beyond the data it was fitted to: look ahead at
+    # most ``prediction_max_extrapolation`` times the span of the record (uniform sampling:
+    # span = sqrt(12) x standard deviation of the times).
+    span = math.sqrt(12.0) * spread
     prediction = predicted_out_of_tolerance(
         fit, judgement.lower, judgement.upper, u_calibration, policy.prediction_confidence,
-        after=now_days, min_points=policy.prediction_min_points,
-        significance=policy.prediction_significance,
+        after=now_days, horizon=now_days + policy.prediction_max_extrapolation * span,
+        min_points=policy.prediction_min_points, significance=policy.prediction_significance,
     )
     if prediction.time is None:
         return None, prediction.reason
@@ -249,10 +253,11 @@ assert _FLAGGED_CONDITIONS == tuple(s for s in SEVERITY if s is not Status.OK)
 
 
 def is_offline(state: InstrumentState, spec: InstrumentSpec, now: float, policy: ProcessingPolicy) -> bool:
-    """No reading within ``offline_after_periods`` reporting periods before ``now``."""
+    """No reading for ``offline_after_periods`` reporting periods plus the delivery grace."""
     if state.last_reading_at is None:
         return False
-    return now - state.last_reading_at > policy.offline_after_periods * spec.reporting_period_s
+    silence_allowed = policy.offline_after_periods * spec.reporting_period_s + policy.offline_grace_s
+    return now - state.last_reading_at > silence_allowed
 
 
 def assess_clock(

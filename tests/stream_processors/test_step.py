@@ -131,11 +131,12 @@ def test_offline_on_the_clock_and_back(context: InstrumentContext) -> None:
     record = context.calibrations.records[0]
     first, later = readings_with_error(np.zeros(2), record, period=days(1))
     state, _, _ = step(InstrumentState(), first, context)
-    still, change = assess_clock(state, context, first.ts + 4 * HOUR)
+    allowed = 5 * HOUR + context.policy.offline_grace_s  # five periods plus the delivery grace
+    still, change = assess_clock(state, context, first.ts + allowed - 1)
     assert change is None and still.status is Status.OK
-    offline, change = assess_clock(state, context, first.ts + 6 * HOUR)
+    offline, change = assess_clock(state, context, first.ts + allowed + 1)
     assert offline.status is Status.OFFLINE and change is not None
-    assert "no reading for 6.0 h" in change.reasons[0]
+    assert f"no reading for {(allowed + 1) / HOUR:.1f} h" in change.reasons[0]
     back, _, change = step(offline, later, context)
     assert back.status is Status.OK and change is not None and change.previous is Status.OFFLINE
 
