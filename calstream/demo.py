@@ -51,7 +51,7 @@ class DemoOptions:
     db: Path | None = None
     broker: str | None = None
     fleet: Path | None = None
-    batch_size: int = 100
+    batch_size: int = 250
 
 
 @dataclass(slots=True)
@@ -68,6 +68,7 @@ class DemoProgress:
 @dataclass(slots=True)
 class DemoResult:
     published: int
+    messages: int
     stored: int
     rejected: int
     instruments_by_status: dict[str, int]
@@ -84,6 +85,7 @@ class DemoResult:
     def as_dict(self) -> dict[str, object]:
         return {
             "published": self.published,
+            "messages": self.messages,
             "stored": self.stored,
             "rejected": self.rejected,
             "instruments_by_status": self.instruments_by_status,
@@ -141,10 +143,10 @@ class Demo:
         self.start_at = end - options.sim_days * SECONDS_PER_DAY
         self.end_at = end
         # Gateways publish what they collected every publish interval (simulated time); scaled
-        # so that each publishes about twenty times a wall-clock second, in batches of up to
+        # so that each publishes about five times a wall-clock second, in batches of up to
         # ``batch_size`` readings. The offline rule allows for that delivery delay.
         speedup = options.sim_days * SECONDS_PER_DAY / max(options.duration_s, 0.1)
-        self.publish_interval_s = min(max(speedup * 0.05, 3_600.0), SECONDS_PER_DAY)
+        self.publish_interval_s = min(max(speedup * 0.2, 3_600.0), SECONDS_PER_DAY)
         self.db_path = fresh_store_path(options.db or self.settings.work_dir / "demo.sqlite")
         self.truth_path = self.db_path.with_suffix(".truth.json")
         self.store: SqliteStore | None = None
@@ -233,6 +235,7 @@ class Demo:
         first_flagged = {i: s.first_drift_at for i, s in self.processor.states.items()}
         result = DemoResult(
             published=publisher.readings_acked,
+            messages=publisher.messages_acked,
             stored=store.reading_count(),
             rejected=store.dead_letter_count(),
             instruments_by_status=store.counts_by_status(),

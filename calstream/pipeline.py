@@ -99,6 +99,7 @@ class Pipeline:
         *,
         clock: Callable[[], float] = time.time,
         max_messages_per_batch: int = 500,
+        linger_s: float = 0.05,
         sweep_every_s: float = 1.0,
         snapshot_every_s: float = 1.0,
     ) -> None:
@@ -109,6 +110,7 @@ class Pipeline:
         self.counters = PipelineCounters()
         self._clock = clock
         self._max_messages = max_messages_per_batch
+        self._linger_s = linger_s
         self._sweep_every_s = sweep_every_s
         self._last_sweep = 0.0
         self._snapshot_every_s = snapshot_every_s
@@ -203,7 +205,7 @@ class Pipeline:
         two batches are already queued); otherwise it is written here. Either way the messages
         are acknowledged only after their batch is committed.
         """
-        messages = self.subscriber.get_batch(self._max_messages, timeout)
+        messages = self.subscriber.get_batch(self._max_messages, timeout, self._linger_s)
         if not messages:
             return 0
         counters = self.counters

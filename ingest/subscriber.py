@@ -114,17 +114,24 @@ class DurableSubscriber:
 
     # --- consuming ---
 
-    def get_batch(self, max_messages: int, timeout: float) -> list[InboundMessage]:
-        """Up to ``max_messages`` messages; waits at most ``timeout`` for the first one."""
+    def get_batch(self, max_messages: int, timeout: float, linger: float = 0.0) -> list[InboundMessage]:
+        """Up to ``max_messages`` messages; waits at most ``timeout`` for the first one.
+
+        After the first message, keeps collecting for up to ``linger`` seconds while fewer than
+        ``max_messages`` arrived: larger batches make fewer, cheaper commits (like Kafka's
+        ``linger.ms``), at the price of that much latency.
+        """
         try:
             first = self._queue.get(timeout=timeout)
         except queue.Empty:
             return []
         batch = [first]
-        get = self._queue.get_nowait
+        get = self._queue.get
+        deadline = time.monotonic() + linger
         try:
             while len(batch) < max_messages:
-                batch.append(get())
+                remaining = deadline - time.monotonic()
+                batch.append(get(timeout=remaining) if remaining > 0 else get(block=False))
         except queue.Empty:
             pass
         return batch

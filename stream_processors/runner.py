@@ -56,9 +56,7 @@ class FleetProcessor:
             if spec.reference.kind is ReferenceKind.PEER_GROUP and spec.reference.peer_group
         }
         self._board = PeerBoard()
-        sizes = Counter(self._peer_group.values())
-        # Outvote one faulty peer when the group allows it (three peers besides the instrument).
-        self._min_peers = {group: min(3, size - 1) for group, size in sizes.items()}
+        self._group_sizes = Counter(self._peer_group.values())
         self.watermark: float | None = None
 
     def process(self, readings: Iterable[Reading]) -> ProcessorOutput:
@@ -88,11 +86,21 @@ class FleetProcessor:
         return output
 
     def _with_peer_references(self, batch: list[Reading]) -> list[Reading]:
-        """Post every peer reading's corrected value first, then give each its peers' consensus."""
+        """Post every peer reading's corrected value first, then give each its peers' consensus.
+
+        A peer flagged for drift in its calibration period serves nobody as a reference (a
+        drifting peer must not drag the consensus, METROLOGY.md). Three consistent peers are
+        required where the group still has three healthy ones besides the instrument under
+        test, so one undetected faulty peer is outvoted; else two.
+        """
         groups = self._peer_group
+        flagged = Counter(
+            group for instrument_id, group in groups.items()
+            if self._drift_flagged(instrument_id)
+        )
         for reading in batch:
             group = groups.get(reading.instrument_id)
-            if group is None:
+            if group is None or self._drift_flagged(reading.instrument_id):
                 continue
             history = self.contexts[reading.instrument_id].calibrations
             corrected, record = history.correct(reading.ts, reading.value)
@@ -105,8 +113,9 @@ class FleetProcessor:
         for reading in batch:
             group = groups.get(reading.instrument_id)
             if group is not None and reading.reference is None:
+                healthy_peers = self._group_sizes[group] - flagged[group] - 1
                 reference = self._board.reference_for(
-                    group, reading.instrument_id, reading.ts, self._min_peers[group]
+                    group, reading.instrument_id, reading.ts, max(2, min(3, healthy_peers))
                 )
                 if reference is not None:
                     reading = reading._replace(
@@ -114,6 +123,10 @@ class FleetProcessor:
                     )
             completed.append(reading)
         return completed
+
+    def _drift_flagged(self, instrument_id: str) -> bool:
+        tracking = self.states[instrument_id].tracking
+        return tracking.drift_since is not None or tracking.out_of_tolerance_since is not None
 
     def sweep(self, now: float | None = None) -> list[StatusChange]:
         """Re-evaluate OFFLINE and due dates for every instrument at ``now`` (default: watermark)."""

@@ -1,0 +1,5 @@
+"""`python -m calstream` runs the command line."""
+
+from calstream.cli import app
+
+app()
