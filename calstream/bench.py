@@ -66,12 +66,18 @@ def bench_fleet(instruments: int, seed: int = 7) -> Fleet:
     return load_fleet(generate_fleet_document(instruments, seed, BENCH_AS_OF))
 
 
-def _payload_batches(fleet: Fleet, case: BenchCase, seed: int) -> Iterator[tuple[str, str, str, list]]:  # type: ignore[type-arg]
+def _payload_batches(
+    fleet: Fleet, case: BenchCase, seed: int
+) -> Iterator[tuple[str, str, str, list]]:  # type: ignore[type-arg]
     """The simulated readings of the case, in messages of ``readings_per_message``."""
     end = BENCH_AS_OF.timestamp()
     simulator = FleetSimulator(
-        fleet, seed=seed, start=end - 365 * SECONDS_PER_DAY, end=end,
-        batch_size=case.readings_per_message, publish_interval_s=SECONDS_PER_DAY,
+        fleet,
+        seed=seed,
+        start=end - 365 * SECONDS_PER_DAY,
+        end=end,
+        batch_size=case.readings_per_message,
+        publish_interval_s=SECONDS_PER_DAY,
     )
     left = case.readings
     for tenant, site, gateway, readings in simulator:
@@ -83,8 +89,13 @@ def _payload_batches(fleet: Fleet, case: BenchCase, seed: int) -> Iterator[tuple
 
 
 def _publisher_main(
-    host: str, port: int, instruments: int, case: BenchCase, seed: int,
-    ready: multiprocessing.synchronize.Event, go: multiprocessing.synchronize.Event,
+    host: str,
+    port: int,
+    instruments: int,
+    case: BenchCase,
+    seed: int,
+    ready: multiprocessing.synchronize.Event,
+    go: multiprocessing.synchronize.Event,
 ) -> None:
     """Publisher process: encode everything first, then publish as fast as acknowledged."""
     from metrology.wire import encode, readings_topic
@@ -105,7 +116,9 @@ def _publisher_main(
 
 
 @contextmanager
-def _publisher(host: str, port: int, instruments: int, case: BenchCase, seed: int) -> Iterator[multiprocessing.synchronize.Event]:
+def _publisher(
+    host: str, port: int, instruments: int, case: BenchCase, seed: int
+) -> Iterator[multiprocessing.synchronize.Event]:
     context = multiprocessing.get_context("fork")
     ready, go = context.Event(), context.Event()
     process = context.Process(
@@ -123,10 +136,15 @@ def _publisher(host: str, port: int, instruments: int, case: BenchCase, seed: in
             process.kill()
 
 
-def _raw_rate(host: str, port: int, instruments: int, case: BenchCase, seed: int) -> tuple[float, int]:
+def _raw_rate(
+    host: str, port: int, instruments: int, case: BenchCase, seed: int
+) -> tuple[float, int]:
     subscriber = DurableSubscriber(
-        host, port, client_id=f"calstream-bench-raw-{uuid.uuid4().hex[:6]}",
-        topic=READINGS_SUBSCRIPTION, queue_size=10_000,
+        host,
+        port,
+        client_id=f"calstream-bench-raw-{uuid.uuid4().hex[:6]}",
+        topic=READINGS_SUBSCRIPTION,
+        queue_size=10_000,
     )
     subscriber.start()
     expected = case.readings
@@ -155,13 +173,19 @@ def _pipeline_rate(
     store = SqliteStore(work / f"bench-{case.readings_per_message}.sqlite")
     store.register_fleet(fleet)
     subscriber = DurableSubscriber(
-        host, port, client_id=f"calstream-bench-pipeline-{uuid.uuid4().hex[:6]}",
-        topic=READINGS_SUBSCRIPTION, queue_size=10_000,
+        host,
+        port,
+        client_id=f"calstream-bench-pipeline-{uuid.uuid4().hex[:6]}",
+        topic=READINGS_SUBSCRIPTION,
+        queue_size=10_000,
     )
     subscriber.start()
     pipeline = Pipeline(
-        subscriber, admission_for(fleet, settings), FleetProcessor(fleet, policy_for(settings)),
-        store, max_messages_per_batch=max(1, 20_000 // case.readings_per_message),
+        subscriber,
+        admission_for(fleet, settings),
+        FleetProcessor(fleet, policy_for(settings)),
+        store,
+        max_messages_per_batch=max(1, 20_000 // case.readings_per_message),
     )
     pipeline.start()
     with _publisher(host, port, instruments, case, seed) as go:
@@ -185,8 +209,12 @@ def _pipeline_rate(
 
 
 def run_bench(
-    broker: tuple[str, int], instruments: int = 1_000, readings: int = 400_000,
-    single_readings: int = 20_000, seed: int = 1, work: Path | None = None,
+    broker: tuple[str, int],
+    instruments: int = 1_000,
+    readings: int = 400_000,
+    single_readings: int = 20_000,
+    seed: int = 1,
+    work: Path | None = None,
 ) -> list[CaseResult]:
     host, port = broker
     tune_garbage_collector()
@@ -196,22 +224,26 @@ def run_bench(
         folder = work or Path(scratch)
         for case in (BenchCase(100, readings), BenchCase(1, single_readings)):
             raw, _ = _raw_rate(host, port, instruments, case, seed)
-            rate, pipeline, stored = _pipeline_rate(host, port, fleet, instruments, case, seed, folder)
+            rate, pipeline, stored = _pipeline_rate(
+                host, port, fleet, instruments, case, seed, folder
+            )
             counters = pipeline.counters
             per = max(counters.received, 1)
-            results.append(CaseResult(
-                readings_per_message=case.readings_per_message,
-                readings=counters.received,
-                messages=counters.messages,
-                raw_readings_per_s=raw,
-                pipeline_readings_per_s=rate,
-                ratio=rate / raw if raw else 0.0,
-                stored=stored,
-                rejected=counters.rejected,
-                us_per_reading={
-                    name: seconds / per * 1e6 for name, seconds in counters.timings().items()
-                },
-            ))
+            results.append(
+                CaseResult(
+                    readings_per_message=case.readings_per_message,
+                    readings=counters.received,
+                    messages=counters.messages,
+                    raw_readings_per_s=raw,
+                    pipeline_readings_per_s=rate,
+                    ratio=rate / raw if raw else 0.0,
+                    stored=stored,
+                    rejected=counters.rejected,
+                    us_per_reading={
+                        name: seconds / per * 1e6 for name, seconds in counters.timings().items()
+                    },
+                )
+            )
     return results
 
 

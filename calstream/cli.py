@@ -49,14 +49,58 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 
 @app.command()
 def demo(
-    duration: Annotated[float, typer.Option("--duration", min=1.0, help="Wall-clock seconds to run.")] = 30.0,
-    instruments: Annotated[int, typer.Option("--instruments", min=1, help="Instruments to simulate (60 = the shipped example fleet; other sizes are generated).")] = 60,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated behaviour (same seed, same run).")] = 1,
-    db: Annotated[Path | None, typer.Option("--db", help="SQLite store to create (replaced if it is an earlier calstream store). Default: calstream-work/demo.sqlite")] = None,
-    broker: Annotated[str | None, typer.Option("--broker", help="Use this MQTT broker (mqtt://host:port) instead of the embedded one.")] = None,
-    sim_days: Annotated[float, typer.Option("--sim-days", min=1.0, help="Simulated days of instrument life streamed during the run.")] = 180.0,
-    fleet: Annotated[Path | None, typer.Option("--fleet", help="Fleet file (YAML) to simulate instead of the example fleet.")] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on the last line of standard output.")] = False,
+    duration: Annotated[
+        float,
+        typer.Option(
+            "--duration",
+            min=1.0,
+            help="Wall-clock seconds over which the simulated days stream "
+            "(longer if the pipeline falls behind).",
+        ),
+    ] = 30.0,
+    instruments: Annotated[
+        int,
+        typer.Option(
+            "--instruments",
+            min=1,
+            help="Instruments to simulate "
+            "(60 = the shipped example fleet; other sizes are generated).",
+        ),
+    ] = 60,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the simulated behaviour (same seed, same run).")
+    ] = 1,
+    db: Annotated[
+        Path | None,
+        typer.Option(
+            "--db",
+            help="SQLite store to create (replaced if it is an earlier calstream store). "
+            "Default: CALSTREAM_DB or calstream-work/calstream.sqlite",
+        ),
+    ] = None,
+    broker: Annotated[
+        str | None,
+        typer.Option(
+            "--broker", help="Use this MQTT broker (mqtt://host:port) instead of the embedded one."
+        ),
+    ] = None,
+    sim_days: Annotated[
+        float,
+        typer.Option(
+            "--sim-days", min=1.0, help="Simulated days of instrument life streamed during the run."
+        ),
+    ] = 100.0,
+    fleet: Annotated[
+        Path | None,
+        typer.Option("--fleet", help="Fleet file (YAML) to simulate instead of the example fleet."),
+    ] = None,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the summary as one JSON object on the last line of standard output.",
+        ),
+    ] = False,
 ) -> None:
     """Simulate a fleet streaming over MQTT into drift processing and a SQLite store, live."""
     from calstream.demo import Demo, DemoOptions
@@ -64,8 +108,13 @@ def demo(
 
     settings = _settings()
     options = DemoOptions(
-        duration_s=duration, instruments=instruments, seed=seed, sim_days=sim_days,
-        db=db, broker=broker or settings.broker, fleet=fleet,
+        duration_s=duration,
+        instruments=instruments,
+        seed=seed,
+        sim_days=sim_days,
+        db=db,
+        broker=broker or settings.broker,
+        fleet=fleet,
     )
     try:
         run = Demo(options, settings)
@@ -89,12 +138,24 @@ def demo(
 
 @app.command()
 def status(
-    db: Annotated[Path | None, typer.Option("--db", help="SQLite store to read. Default: CALSTREAM_DB or calstream-work/calstream.sqlite")] = None,
-    tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant's instruments.")] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print fleet health as JSON.")] = False,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="How many of the worst instruments to list.")] = 15,
+    db: Annotated[
+        Path | None,
+        typer.Option(
+            "--db",
+            help="SQLite store to read. Default: CALSTREAM_DB or calstream-work/calstream.sqlite",
+        ),
+    ] = None,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", help="Only this tenant's instruments.")
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print fleet health as JSON.")
+    ] = False,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, help="How many of the worst instruments to list.")
+    ] = 15,
 ) -> None:
-    """Print fleet health from a store: counts by status per site, worst instruments, recent alerts."""
+    """Print fleet health from a store: counts by status per site, worst instruments, alerts."""
     from calstream.views import alerts_table, dead_letter_table, site_table, worst_table
     from storage.sqlite_store import SqliteStore
 
@@ -104,7 +165,9 @@ def status(
         _fail(f"no store at {path}; run `calstream demo` first or pass --db PATH")
     with SqliteStore(path) as store:
         by_status = store.counts_by_status(tenant)
-        by_site = {k: v for k, v in store.counts_by_site().items() if tenant is None or k[0] == tenant}
+        by_site = {
+            k: v for k, v in store.counts_by_site().items() if tenant is None or k[0] == tenant
+        }
         worst = store.worst_instruments(limit, tenant)
         alerts = store.alerts(10, tenant)
         dead = store.dead_letters_by_reason()
@@ -119,9 +182,15 @@ def status(
                 for (t, s), counts in sorted(by_site.items())
             ],
             "worst": [
-                {"instrument": w.instrument_id, "tenant": w.tenant, "site": w.site,
-                 "status": str(w.status), "conditions": [str(c) for c in w.conditions],
-                 "reasons": list(w.reasons), "numbers": w.numbers}
+                {
+                    "instrument": w.instrument_id,
+                    "tenant": w.tenant,
+                    "site": w.site,
+                    "status": str(w.status),
+                    "conditions": [str(c) for c in w.conditions],
+                    "reasons": list(w.reasons),
+                    "numbers": w.numbers,
+                }
                 for w in worst
             ],
             "dead_letters_by_reason": dead,
@@ -130,8 +199,7 @@ def status(
         sys.stdout.write(json.dumps(document) + "\n")
         return
     console = Console()
-    console.print(f"[bold]{path}[/]: {readings} readings, "
-                  f"{sum(by_status.values())} instruments")
+    console.print(f"[bold]{path}[/]: {readings} readings, {sum(by_status.values())} instruments")
     console.print(Group(site_table(by_site), worst_table(worst), alerts_table(alerts)))
     if dead:
         console.print(dead_letter_table(dead))
@@ -139,11 +207,26 @@ def status(
 
 @app.command()
 def bench(
-    instruments: Annotated[int, typer.Option("--instruments", min=1, help="Instruments in the generated bench fleet.")] = 1000,
-    readings: Annotated[int, typer.Option("--readings", min=1000, help="Readings sent in the 100-per-message case.")] = 400_000,
-    single_readings: Annotated[int, typer.Option("--single-readings", min=100, help="Readings sent in the 1-per-message case.")] = 20_000,
-    broker: Annotated[str | None, typer.Option("--broker", help="Use this mosquitto (mqtt://host:port) instead of starting one with the deploy tuning.")] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object on the last line.")] = False,
+    instruments: Annotated[
+        int, typer.Option("--instruments", min=1, help="Instruments in the generated bench fleet.")
+    ] = 1000,
+    readings: Annotated[
+        int, typer.Option("--readings", min=1000, help="Readings sent in the 100-per-message case.")
+    ] = 400_000,
+    single_readings: Annotated[
+        int,
+        typer.Option("--single-readings", min=100, help="Readings sent in the 1-per-message case."),
+    ] = 20_000,
+    broker: Annotated[
+        str | None,
+        typer.Option(
+            "--broker",
+            help="Use this mosquitto (mqtt://host:port) instead of starting one (deploy tuning).",
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the figures as one JSON object on the last line.")
+    ] = False,
 ) -> None:
     """End-to-end readings/s through a real mosquitto beside the raw broker-to-subscriber rate."""
     import tempfile
@@ -168,20 +251,40 @@ def bench(
         except (FileNotFoundError, RuntimeError, ValueError) as exc:
             _fail(str(exc))
         try:
-            with console.status("publishing and processing (raw ceiling first, then the pipeline)..."):
+            with console.status(
+                "publishing and processing (raw ceiling first, then the pipeline)..."
+            ):
                 results = run_bench(address, instruments, readings, single_readings)
         finally:
             if local is not None:
                 local.kill()
-    table = Table(title=f"calstream bench: {instruments} instruments, mosquitto at {address[0]}:{address[1]}")
-    for column in ("readings/msg", "readings", "raw ceiling (readings/s)", "pipeline (readings/s)",
-                   "ratio", "stored", "µs/reading: decode", "admit", "step", "snapshot", "store", "ack"):
+    table = Table(
+        title=f"calstream bench: {instruments} instruments, mosquitto at {address[0]}:{address[1]}"
+    )
+    for column in (
+        "readings/msg",
+        "readings",
+        "raw ceiling (readings/s)",
+        "pipeline (readings/s)",
+        "ratio",
+        "stored",
+        "µs/reading: decode",
+        "admit",
+        "step",
+        "snapshot",
+        "store",
+        "ack",
+    ):
         table.add_column(column, justify="right")
     for r in results:
         us = r.us_per_reading
         table.add_row(
-            str(r.readings_per_message), f"{r.readings:,}", f"{r.raw_readings_per_s:,.0f}",
-            f"{r.pipeline_readings_per_s:,.0f}", f"{r.ratio:.2f}", f"{r.stored:,}",
+            str(r.readings_per_message),
+            f"{r.readings:,}",
+            f"{r.raw_readings_per_s:,.0f}",
+            f"{r.pipeline_readings_per_s:,.0f}",
+            f"{r.ratio:.2f}",
+            f"{r.stored:,}",
             *(f"{us[k]:.1f}" for k in ("decode", "admit", "step", "snapshot", "store", "ack")),
         )
     console.print(table)
@@ -191,4 +294,3 @@ def bench(
 
 def main() -> None:  # pragma: no cover - console entry point
     app()
-

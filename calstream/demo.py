@@ -47,7 +47,7 @@ class DemoOptions:
     duration_s: float = 30.0
     instruments: int = 60
     seed: int = 1
-    sim_days: float = 180.0
+    sim_days: float = 100.0
     db: Path | None = None
     broker: str | None = None
     fleet: Path | None = None
@@ -103,7 +103,7 @@ class DemoResult:
 
 
 def demo_fleet(options: DemoOptions) -> Fleet:
-    """The fleet to simulate: a given file, the shipped example, or a generated one of N instruments."""
+    """The fleet to simulate: a given file, the shipped example, or one generated of N."""
     if options.fleet is not None:
         fleet = read_fleet(options.fleet)
         ids = list(fleet.instruments)[: options.instruments]
@@ -147,14 +147,16 @@ class Demo:
         # ``batch_size`` readings. The offline rule allows for that delivery delay.
         speedup = options.sim_days * SECONDS_PER_DAY / max(options.duration_s, 0.1)
         self.publish_interval_s = min(max(speedup * 0.2, 3_600.0), SECONDS_PER_DAY)
-        self.db_path = fresh_store_path(options.db or self.settings.work_dir / "demo.sqlite")
+        self.db_path = fresh_store_path(options.db or self.settings.db_path)
         self.truth_path = self.db_path.with_suffix(".truth.json")
         self.store: SqliteStore | None = None
         self.processor: FleetProcessor | None = None
         self.pipeline: Pipeline | None = None
         self.truth: GroundTruth | None = None
 
-    def run(self, on_tick: Callable[[Demo], None] | None = None, tick_s: float = 0.25) -> DemoResult:
+    def run(
+        self, on_tick: Callable[[Demo], None] | None = None, tick_s: float = 0.25
+    ) -> DemoResult:
         broker: EmbeddedBroker | None = None
         if self.options.broker:
             host, port = broker_address(self.options.broker)
@@ -170,21 +172,28 @@ class Demo:
                 broker.stop()
 
     def _run(
-        self, host: str, port: int, broker_url: str,
-        on_tick: Callable[[Demo], None] | None, tick_s: float,
+        self,
+        host: str,
+        port: int,
+        broker_url: str,
+        on_tick: Callable[[Demo], None] | None,
+        tick_s: float,
     ) -> DemoResult:
         options = self.options
         self.store = store = SqliteStore(self.db_path)
         store.register_fleet(self.fleet)
-        policy = replace(
-            policy_for(self.settings), offline_grace_s=2 * self.publish_interval_s
-        )
+        policy = replace(policy_for(self.settings), offline_grace_s=2 * self.publish_interval_s)
         self.processor = FleetProcessor(self.fleet, policy)
         run_id = uuid.uuid4().hex[:8]
         subscriber = DurableSubscriber(
-            host, port, client_id=f"calstream-demo-{run_id}", topic=READINGS_SUBSCRIPTION,
+            host,
+            port,
+            client_id=f"calstream-demo-{run_id}",
+            topic=READINGS_SUBSCRIPTION,
             username=self.settings.mqtt_username,
-            password=self.settings.mqtt_password.get_secret_value() if self.settings.mqtt_password else None,
+            password=self.settings.mqtt_password.get_secret_value()
+            if self.settings.mqtt_password
+            else None,
         )
         subscriber.start()
         self.pipeline = pipeline = Pipeline(
@@ -192,8 +201,12 @@ class Demo:
         )
         pipeline.start()
         simulator = FleetSimulator(
-            self.fleet, seed=options.seed, start=self.start_at, end=self.end_at,
-            batch_size=options.batch_size, publish_interval_s=self.publish_interval_s,
+            self.fleet,
+            seed=options.seed,
+            start=self.start_at,
+            end=self.end_at,
+            batch_size=options.batch_size,
+            publish_interval_s=self.publish_interval_s,
         )
         self.truth = simulator.truth
         publisher = GatewayPublisher(client_id=f"calstream-demo-gateways-{run_id}")

@@ -31,7 +31,9 @@ class EmbeddedBroker:
         self.host = host
         self.port = port or free_port(host)
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="amqtt-broker", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="amqtt-broker", daemon=True
+        )
         self._broker: Broker | None = None
         for name in ("amqtt", "transitions"):
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -44,7 +46,9 @@ class EmbeddedBroker:
         self._thread.start()
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
-            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            },
         }
 
         async def start() -> Broker:

@@ -1,4 +1,4 @@
-"""The demo's live screen: progress, fleet health per site, and the instruments needing attention."""
+"""The demo's live screen: progress, fleet health per site, the instruments needing attention."""
 
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ class DemoScreen:
             "readings/s": f"{(counters.stored if counters else 0) / elapsed:,.0f}",
             "elapsed": f"{progress.elapsed_s:.0f} s",
         }
-        header = progress_panel(progress.phase, progress.simulated_fraction, progress.simulated_at, figures)
+        header = progress_panel(
+            progress.phase, progress.simulated_fraction, progress.simulated_at, figures
+        )
         processor = demo.processor
         if processor is None:
             return header
@@ -44,7 +46,9 @@ class DemoScreen:
             status = state.status.value if state.status else "NO_DATA"
             counts.setdefault((spec.tenant, spec.site), Counter())[status] += 1
             if state.status is not None:
-                ranked.append((severity_rank(state.status), -(state.status_since or 0.0), instrument_id))
+                ranked.append(
+                    (severity_rank(state.status), -(state.status_since or 0.0), instrument_id)
+                )
         ranked.sort()
         worst_ids = [i for _, _, i in ranked[: self.worst]]
         return Group(header, site_table(counts), worst_table(processor.snapshots(worst_ids)))
@@ -61,8 +65,10 @@ class DemoScreen:
             ("status changes (alerts)", f"{result.alerts:,}"),
             ("drifts that left tolerance", str(detection.injected_drifts)),
             ("  flagged before leaving tolerance", str(detection.detected_before_oot)),
-            ("  median warning ahead (days)",
-             "-" if detection.median_lead_days is None else f"{detection.median_lead_days:.0f}"),
+            (
+                "  median warning ahead (days)",
+                "-" if detection.median_lead_days is None else f"{detection.median_lead_days:.0f}",
+            ),
             ("stable instruments with a reference", str(detection.stable_instruments)),
             ("  false alarms", str(detection.false_alarms)),
             ("store", result.db),

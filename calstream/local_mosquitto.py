@@ -15,18 +15,28 @@ from pathlib import Path
 
 from calstream.embedded_broker import free_port
 
-DEPLOY_MOSQUITTO_CONF = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto" / "mosquitto.conf"
+DEPLOY_MOSQUITTO_CONF = (
+    Path(__file__).resolve().parents[1] / "deploy" / "mosquitto" / "mosquitto.conf"
+)
 _MACHINE_OWNED = (
-    "listener", "allow_anonymous", "password_file", "acl_file", "persistence_location", "log_dest",
+    "listener",
+    "allow_anonymous",
+    "password_file",
+    "acl_file",
+    "persistence_location",
+    "log_dest",
 )
 
 
 def mosquitto_binary() -> str:
     """Path of the mosquitto executable; raises with what to do when it is missing."""
-    found = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    found = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
     if found is None:
         raise FileNotFoundError(
-            "mosquitto is not installed: `make test-servers` (or `apt-get install mosquitto`) installs it"
+            "mosquitto is not installed: `make test-servers` "
+            "(or `apt-get install mosquitto`) installs it"
         )
     return found
 
@@ -34,17 +44,24 @@ def mosquitto_binary() -> str:
 def mosquitto_config(port: int, data_dir: Path) -> str:
     """The deploy configuration's tuning, with a local listener and persistence folder."""
     kept = [
-        line for line in DEPLOY_MOSQUITTO_CONF.read_text().splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
+        line
+        for line in DEPLOY_MOSQUITTO_CONF.read_text().splitlines()
+        if line.strip()
+        and not line.lstrip().startswith("#")
         and line.split()[0] not in _MACHINE_OWNED
     ]
-    return "\n".join([
-        f"listener {port} 127.0.0.1",
-        "allow_anonymous true",
-        f"persistence_location {data_dir}/",
-        "log_dest stderr",
-        *kept,
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                f"listener {port} 127.0.0.1",
+                "allow_anonymous true",
+                f"persistence_location {data_dir}/",
+                "log_dest stderr",
+                *kept,
+            ]
+        )
+        + "\n"
+    )
 
 
 class LocalMosquitto:
@@ -80,7 +97,9 @@ class LocalMosquitto:
                 if probe.connect_ex((self.host, self.port)) == 0:
                     return
             time.sleep(0.05)
-        raise RuntimeError(f"mosquitto did not listen on {self.host}:{self.port} within {timeout} s")
+        raise RuntimeError(
+            f"mosquitto did not listen on {self.host}:{self.port} within {timeout} s"
+        )
 
     def stop(self) -> None:
         """Stop gracefully (mosquitto saves its persistence file)."""

@@ -18,6 +18,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tenacity import Retrying, retry_if_exception_type, wait_random_exponential
+
 from ingest.admission import Admission
 from ingest.subscriber import DurableSubscriber, InboundMessage
 from metrology.assessment import HealthSnapshot, StatusChange
@@ -32,8 +34,6 @@ from metrology.wire import (
     payload_excerpt,
     readings_topic,
 )
-from tenacity import Retrying, retry_if_exception_type, wait_random_exponential
-
 from storage.batch import StoreBatch, WriteResult
 from storage.errors import StorageError
 from storage.sqlite_store import SqliteStore
@@ -120,7 +120,9 @@ class Pipeline:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._writer: threading.Thread | None = None
-        self._writes: queue.Queue[tuple[list[InboundMessage], StoreBatch] | None] = queue.Queue(maxsize=2)
+        self._writes: queue.Queue[tuple[list[InboundMessage], StoreBatch] | None] = queue.Queue(
+            maxsize=2
+        )
         self.error: BaseException | None = None
 
     def process(self, messages: list[InboundMessage]) -> StoreBatch:
@@ -149,28 +151,43 @@ class Pipeline:
                     received += rejection.count
                     counters.rejected += rejection.count
                     counters.rejected_by_reason[rejection.reason.value] += rejection.count
-                    batch.dead_letters.append(DeadLetter(
-                        received_at=message.received_at, topic=message.topic,
-                        reason=rejection.reason, detail=rejection.detail, excerpt=excerpt,
-                        count=rejection.count, tenant=tenant,
-                        instrument_id=rejection.instrument_id, seq=rejection.seq,
-                    ))
+                    batch.dead_letters.append(
+                        DeadLetter(
+                            received_at=message.received_at,
+                            topic=message.topic,
+                            reason=rejection.reason,
+                            detail=rejection.detail,
+                            excerpt=excerpt,
+                            count=rejection.count,
+                            tenant=tenant,
+                            instrument_id=rejection.instrument_id,
+                            seq=rejection.seq,
+                        )
+                    )
             counters.received += received
         counters.decode_s += decode_s
         counters.admit_s += admit_s
         started = clock()
         output = self.processor.process(admitted)
         for reading, error in output.failed:
-            log.error("step failed on %s seq %s", reading.instrument_id, reading.seq, exc_info=error)
+            log.error(
+                "step failed on %s seq %s", reading.instrument_id, reading.seq, exc_info=error
+            )
             counters.accepted -= 1
             counters.rejected += 1
             counters.rejected_by_reason[RejectReason.PROCESSING_ERROR.value] += 1
-            batch.dead_letters.append(DeadLetter(
-                received_at=now, topic=readings_topic(reading.tenant, reading.site, reading.gateway),
-                reason=RejectReason.PROCESSING_ERROR, detail=f"{type(error).__name__}: {error}",
-                excerpt=repr(reading)[:200], tenant=reading.tenant,
-                instrument_id=reading.instrument_id, seq=reading.seq,
-            ))
+            batch.dead_letters.append(
+                DeadLetter(
+                    received_at=now,
+                    topic=readings_topic(reading.tenant, reading.site, reading.gateway),
+                    reason=RejectReason.PROCESSING_ERROR,
+                    detail=f"{type(error).__name__}: {error}",
+                    excerpt=repr(reading)[:200],
+                    tenant=reading.tenant,
+                    instrument_id=reading.instrument_id,
+                    seq=reading.seq,
+                )
+            )
         batch.readings = output.assessed
         batch.changes = output.changes
         self._dirty |= output.touched
@@ -243,7 +260,8 @@ class Pipeline:
             retry=retry_if_exception_type(StorageError),
             wait=wait_random_exponential(multiplier=0.1, max=5.0),
             before_sleep=lambda state: log.warning(
-                "store unavailable (attempt %d): %s; retrying", state.attempt_number,
+                "store unavailable (attempt %d): %s; retrying",
+                state.attempt_number,
                 state.outcome.exception() if state.outcome else "",
             ),
         )
@@ -259,7 +277,9 @@ class Pipeline:
     def start(self, write_behind: bool = False) -> None:
         """Run in a background thread; ``write_behind`` writes on a second thread."""
         if write_behind:
-            self._writer = threading.Thread(target=self._write_loop, name="calstream-writer", daemon=True)
+            self._writer = threading.Thread(
+                target=self._write_loop, name="calstream-writer", daemon=True
+            )
             self._writer.start()
         self._thread = threading.Thread(target=self._run, name="calstream-pipeline", daemon=True)
         self._thread.start()

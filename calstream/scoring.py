@@ -3,7 +3,8 @@
 A drift is *detected before out of tolerance* when the instrument was first flagged with a drift
 condition (DRIFTING, AT_RISK or OUT_OF_TOLERANCE) no later than the time its true error left
 tolerance. A step shift that jumps straight out of tolerance cannot be seen coming; such shifts
-are counted apart (and whether they were flagged at all). A *false alarm* is a drift condition on an instrument whose true error never moved.
+are counted apart (and whether they were flagged at all). A *false alarm* is a drift condition
+on an instrument whose true error never moved.
 Only instruments with a reference (check standard, reference instrument, peers) are scored:
 without one, drift is unobservable by design (UNVERIFIED); those are counted apart.
 """
@@ -55,7 +56,9 @@ class DetectionScore:
         return document
 
 
-def score_detection(truth: GroundTruth, first_flagged_at: Mapping[str, float | None]) -> DetectionScore:
+def score_detection(
+    truth: GroundTruth, first_flagged_at: Mapping[str, float | None]
+) -> DetectionScore:
     """Compare when each instrument was first flagged for drift with what really happened."""
     injected = before = late = missed = stable = false_alarms = 0
     within = within_flagged = unobservable = instant = instant_flagged = 0
@@ -77,7 +80,9 @@ def score_detection(truth: GroundTruth, first_flagged_at: Mapping[str, float | N
             within += 1
             within_flagged += flagged is not None
             continue
-        if instrument.behaviour is Behaviour.STEP_SHIFT:  # a step that leaves tolerance does so at once
+        if (
+            instrument.behaviour is Behaviour.STEP_SHIFT
+        ):  # a step that leaves tolerance does so at once
             instant += 1
             instant_flagged += flagged is not None
             continue

@@ -40,11 +40,19 @@ class Settings(BaseSettings):
     )
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
-    client_id: str = Field(default="calstream-pipeline", description="fixed MQTT client id (durable session)")
+    client_id: str = Field(
+        default="calstream-pipeline", description="fixed MQTT client id (durable session)"
+    )
     work_dir: Path = Path("calstream-work")
-    db: Path | None = Field(default=None, description="SQLite store; default <work_dir>/calstream.sqlite")
-    fleet: Path | None = Field(default=None, description="fleet file (YAML); default: the example fleet")
-    decision_rule: str = Field(default="simple", description="simple | guard_band_u | risk:<fraction>")
+    db: Path | None = Field(
+        default=None, description="SQLite store; default <work_dir>/calstream.sqlite"
+    )
+    fleet: Path | None = Field(
+        default=None, description="fleet file (YAML); default: the example fleet"
+    )
+    decision_rule: str = Field(
+        default="simple", description="simple | guard_band_u | risk:<fraction>"
+    )
     due_soon_days: Annotated[float, Field(gt=0)] = 30.0
     offline_after_periods: Annotated[float, Field(gt=0)] = 5.0
     max_future_s: Annotated[float, Field(ge=0)] = 300.0

@@ -38,12 +38,16 @@ def status_text(status: str) -> Text:
     return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
-def site_table(counts: Mapping[tuple[str, str], Mapping[str, int]], title: str = "Fleet health") -> Table:
+def site_table(
+    counts: Mapping[tuple[str, str], Mapping[str, int]], title: str = "Fleet health"
+) -> Table:
     """Counts by status per tenant and site, most severe columns first."""
     table = Table(title=title, title_justify="left", expand=False, pad_edge=False)
     table.add_column("tenant / site", no_wrap=True)
     for column in _COLUMNS:
-        table.add_column(_SHORT.get(column, column), justify="right", style=STATUS_STYLE.get(column, ""))
+        table.add_column(
+            _SHORT.get(column, column), justify="right", style=STATUS_STYLE.get(column, "")
+        )
     table.add_column("total", justify="right")
     totals: dict[str, int] = {c: 0 for c in _COLUMNS}
     for (tenant, site), by_status in sorted(counts.items()):
@@ -52,7 +56,9 @@ def site_table(counts: Mapping[tuple[str, str], Mapping[str, int]], title: str =
             totals[c] += n
         table.add_row(f"{tenant} / {site}", *[str(n) if n else "·" for n in row], str(sum(row)))
     table.add_section()
-    table.add_row("all", *[str(totals[c]) for c in _COLUMNS], str(sum(totals.values())), style="bold")
+    table.add_row(
+        "all", *[str(totals[c]) for c in _COLUMNS], str(sum(totals.values())), style="bold"
+    )
     return table
 
 

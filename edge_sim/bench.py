@@ -1,6 +1,6 @@
 """Print how fast the simulator generates and encodes readings (a command, never a test).
 
-    python -m edge_sim.bench [--days 365] [--seed 7] [--fleet calstream/data/fleet.yaml]
+python -m edge_sim.bench [--days 365] [--seed 7] [--fleet calstream/data/fleet.yaml]
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from pathlib import Path
 
 import yaml
 
-from metrology.wire import encode
 from edge_sim.simulator import FleetSimulator
 from metrology.fleet import load_fleet
 from metrology.timebase import SECONDS_PER_DAY

@@ -147,8 +147,10 @@ class GatewayPublisher:
         if not readings:
             raise ValueError("a batch needs at least one reading (the wire refuses empty batches)")
         return self.publish_payload(
-            readings_topic(tenant, site, gateway), encode(tenant, site, gateway, readings),
-            len(readings), timeout,
+            readings_topic(tenant, site, gateway),
+            encode(tenant, site, gateway, readings),
+            len(readings),
+            timeout,
         )
 
     def publish_payload(

@@ -154,7 +154,8 @@ def _peer_assignments(
     specs = list(fleet.instruments.values())
     result = list(behaviours)
     spare = [
-        i for i, s in enumerate(specs)
+        i
+        for i, s in enumerate(specs)
         if s.reference.kind is not ReferenceKind.PEER_GROUP and result[i] is Behaviour.STABLE
     ]
     groups: dict[str, list[int]] = {}
@@ -217,8 +218,13 @@ def build_scenario(fleet: Fleet, seed: int, start: float, end: float) -> Scenari
         error = NO_ERROR
         if behaviour.drifts:
             error = design_error(
-                rng, behaviour, index in crossing, window, [r.calibrated_at for r in records],
-                limit, sides,
+                rng,
+                behaviour,
+                index in crossing,
+                window,
+                [r.calibrated_at for r in records],
+                limit,
+                sides,
             )
             if error.onset is None:
                 behaviour = Behaviour.STABLE  # the window is too short for a warm-up and a drift

@@ -270,6 +270,7 @@ class FleetSimulator:
             for lo in range(a, b, self.batch_size):
                 hi = min(lo + self.batch_size, b)
                 published_at = float(ts[hi - 1]) if hi - lo == self.batch_size else interval_end
-                yield published_at, GatewayBatch(
-                    gateway.tenant, gateway.site, gateway.gateway, readings[lo:hi]
+                yield (
+                    published_at,
+                    GatewayBatch(gateway.tenant, gateway.site, gateway.gateway, readings[lo:hi]),
                 )

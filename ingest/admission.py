@@ -11,19 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ingest.sequence import SequenceWindow
 from metrology.errors import UnitError
 from metrology.instrument import InstrumentSpec
 from metrology.reading import Reading
 from metrology.timebase import SECONDS_PER_DAY, iso
 from metrology.units import linear_conversion
-from metrology.wire import DecodedMessage, RejectReason, Rejection
-
-from ingest.sequence import SequenceWindow
+from metrology.wire import DecodedMessage, Rejection, RejectReason
 
 
 @dataclass(frozen=True, slots=True)
 class AdmissionPolicy:
-    """Plausibility limits for timestamps, relative to the clock passed to :meth:`Admission.admit`."""
+    """Plausibility limits for timestamps, relative to the clock given to `Admission.admit`."""
 
     max_future_s: float = 300.0
     """Clock skew tolerated for readings stamped ahead of the receiver's clock."""
@@ -51,22 +50,34 @@ class Admission:
         for reading in message.readings:
             spec = instruments.get(reading.instrument_id)
             if spec is None:
-                rejections.append(self._reject(reading, RejectReason.UNKNOWN_INSTRUMENT,
-                                               f"instrument {reading.instrument_id!r} is not registered"))
+                rejections.append(
+                    self._reject(
+                        reading,
+                        RejectReason.UNKNOWN_INSTRUMENT,
+                        f"instrument {reading.instrument_id!r} is not registered",
+                    )
+                )
                 continue
             if spec.tenant != reading.tenant or spec.site != reading.site:
-                rejections.append(self._reject(
-                    reading, RejectReason.INSTRUMENT_ELSEWHERE,
-                    f"instrument {reading.instrument_id!r} is registered to {spec.tenant}/{spec.site}, "
-                    f"not {reading.tenant}/{reading.site}",
-                ))
+                rejections.append(
+                    self._reject(
+                        reading,
+                        RejectReason.INSTRUMENT_ELSEWHERE,
+                        f"instrument {reading.instrument_id!r} is registered to "
+                        f"{spec.tenant}/{spec.site}, "
+                        f"not {reading.tenant}/{reading.site}",
+                    )
+                )
                 continue
             if not earliest <= reading.ts <= latest:
-                rejections.append(self._reject(
-                    reading, RejectReason.TIMESTAMP_OUT_OF_RANGE,
-                    f"timestamp {iso(reading.ts)} is outside the accepted range "
-                    f"{iso(earliest)} .. {iso(latest)}",
-                ))
+                rejections.append(
+                    self._reject(
+                        reading,
+                        RejectReason.TIMESTAMP_OUT_OF_RANGE,
+                        f"timestamp {iso(reading.ts)} is outside the accepted range "
+                        f"{iso(earliest)} .. {iso(latest)}",
+                    )
+                )
                 continue
             if reading.unit != spec.unit:
                 converted = self._convert(reading, spec)
@@ -76,10 +87,13 @@ class Admission:
                 reading = converted
             window = self._window(reading)
             if not window.first_time(reading.seq):
-                rejections.append(self._reject(
-                    reading, RejectReason.DUPLICATE_SEQUENCE,
-                    f"sequence {reading.seq} of gateway {reading.gateway} was already received",
-                ))
+                rejections.append(
+                    self._reject(
+                        reading,
+                        RejectReason.DUPLICATE_SEQUENCE,
+                        f"sequence {reading.seq} of gateway {reading.gateway} was already received",
+                    )
+                )
                 continue
             admitted.append(reading)
         return admitted, rejections
@@ -97,7 +111,8 @@ class Admission:
             conversion = linear_conversion(reading.unit, spec.unit)
         except UnitError as exc:
             reason = (
-                RejectReason.UNKNOWN_UNIT if str(exc).startswith("unknown unit")
+                RejectReason.UNKNOWN_UNIT
+                if str(exc).startswith("unknown unit")
                 else RejectReason.UNIT_NOT_CONVERTIBLE
             )
             return Admission._reject(
@@ -108,8 +123,7 @@ class Admission:
             unit=spec.unit,
             reference=None if reading.reference is None else conversion(reading.reference),
             u_reference=(
-                None if reading.u_reference is None
-                else abs(conversion.scale) * reading.u_reference
+                None if reading.u_reference is None else abs(conversion.scale) * reading.u_reference
             ),
         )
 

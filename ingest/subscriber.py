@@ -114,7 +114,9 @@ class DurableSubscriber:
 
     # --- consuming ---
 
-    def get_batch(self, max_messages: int, timeout: float, linger: float = 0.0) -> list[InboundMessage]:
+    def get_batch(
+        self, max_messages: int, timeout: float, linger: float = 0.0
+    ) -> list[InboundMessage]:
         """Up to ``max_messages`` messages; waits at most ``timeout`` for the first one.
 
         After the first message, keeps collecting for up to ``linger`` seconds while fewer than
@@ -157,8 +159,12 @@ class DurableSubscriber:
     # --- paho callbacks (network thread) ---
 
     def _on_connect(
-        self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
-        reason_code: mqtt.ReasonCode, properties: mqtt.Properties | None,
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: mqtt.ReasonCode,
+        properties: mqtt.Properties | None,
     ) -> None:
         if reason_code.is_failure:
             log.error("MQTT broker refused the connection: %s", reason_code)
@@ -166,14 +172,19 @@ class DurableSubscriber:
         self._connection += 1
         client.subscribe(self._topic, qos=1)
         log.info(
-            "subscribed to %s (session %s)", self._topic,
+            "subscribed to %s (session %s)",
+            self._topic,
             "resumed" if flags.session_present else "new",
         )
         self._connected.set()
 
     def _on_disconnect(
-        self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags,
-        reason_code: mqtt.ReasonCode, properties: mqtt.Properties | None,
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        reason_code: mqtt.ReasonCode,
+        properties: mqtt.Properties | None,
     ) -> None:
         self._connected.clear()
         if not self._stopping:

@@ -236,6 +236,5 @@ def _check_supersedes(earlier: CalibrationRecord, later: CalibrationRecord) -> N
         and later.amendment.amended_at < earlier.amendment.amended_at
     ):
         raise CalibrationError(
-            f"{certificate}: revision {later.revision} is dated before revision "
-            f"{earlier.revision}"
+            f"{certificate}: revision {later.revision} is dated before revision {earlier.revision}"
         )

@@ -237,7 +237,7 @@ def _format_errors(exc: ValidationError) -> str:
 
 
 def load_fleet(document: Mapping[str, Any]) -> Fleet:
-    """Validate a fleet document (as read from YAML); raises :class:`FleetError` with every problem."""
+    """Validate a fleet document (as read from YAML); :class:`FleetError` names every problem."""
     try:
         parsed = _Fleet.model_validate(document)
     except ValidationError as exc:
@@ -258,7 +258,9 @@ def load_fleet(document: Mapping[str, Any]) -> Fleet:
             for item in site.instruments:
                 where = f"{tenant.id}/{site.id}/{item.id}"
                 if item.id in instruments:
-                    raise FleetError(f"{where}: instrument id is already used elsewhere in the fleet")
+                    raise FleetError(
+                        f"{where}: instrument id is already used elsewhere in the fleet"
+                    )
                 try:
                     check_unit(item.unit)
                 except UnitError as exc:

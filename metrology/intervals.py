@@ -275,7 +275,8 @@ def drift_based_interval(
         return NoRecommendation(IntervalMethod.DRIFT, prediction.reason, numbers)
     if prediction.time <= 0.0:
         return NoRecommendation(
-            IntervalMethod.DRIFT, f"{prediction.reason} ({prediction.limit}): recalibrate now",
+            IntervalMethod.DRIFT,
+            f"{prediction.reason} ({prediction.limit}): recalibrate now",
             numbers,
         )
     numbers["predicted_out_of_tolerance_days"] = prediction.time

@@ -10,7 +10,7 @@ SECONDS_PER_HOUR = 3_600.0
 
 
 def to_epoch(moment: datetime) -> float:
-    """Epoch seconds of an aware datetime (naive datetimes are refused: they have no UTC meaning)."""
+    """Epoch seconds of an aware datetime (a naive one is refused: it has no UTC meaning)."""
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"naive datetime {moment!r}: a UTC offset is required")
     return moment.timestamp()

@@ -31,13 +31,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
-
-from typing_extensions import NotRequired, TypedDict
+from typing import Annotated, Any, Literal, NotRequired
 
 import pydantic_core
-from pydantic_core import core_schema
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from pydantic_core import core_schema
+from typing_extensions import TypedDict
 
 from metrology.assessment import StatusChange
 from metrology.reading import Reading
@@ -160,11 +159,14 @@ def parse_topic(topic: str) -> Topic | Rejection:
     if len(parts) != 6 or f"{parts[0]}/{parts[1]}" != TOPIC_ROOT or parts[5] != "readings":
         return Rejection(
             RejectReason.BAD_TOPIC,
-            f"topic {excerpt_text(topic, 120)!r} is not {TOPIC_ROOT}/<tenant>/<site>/<gateway>/readings",
+            f"topic {excerpt_text(topic, 120)!r} is not "
+            f"{TOPIC_ROOT}/<tenant>/<site>/<gateway>/readings",
         )
     for name, part in zip(("tenant", "site", "gateway"), parts[2:5], strict=True):
         if not _IDENTIFIER_RE.match(part):
-            return Rejection(RejectReason.BAD_TOPIC, f"topic {name} {part!r} is not a valid identifier")
+            return Rejection(
+                RejectReason.BAD_TOPIC, f"topic {name} {part!r} is not a valid identifier"
+            )
     return Topic(parts[2], parts[3], parts[4])
 
 
@@ -262,12 +264,21 @@ _new_reading = tuple.__new__
 
 def _to_reading(topic: Topic, r: ReadingV1) -> Reading:
     reference = r.get("reference")
-    return _new_reading(Reading, (
-        topic.tenant, topic.site, topic.gateway, r["instrument"], r["ts"].timestamp(),
-        r["value"], r["unit"], r["seq"],
-        None if reference is None else reference["value"],
-        None if reference is None else reference["u"],
-    ))
+    return _new_reading(
+        Reading,
+        (
+            topic.tenant,
+            topic.site,
+            topic.gateway,
+            r["instrument"],
+            r["ts"].timestamp(),
+            r["value"],
+            r["unit"],
+            r["seq"],
+            None if reference is None else reference["value"],
+            None if reference is None else reference["u"],
+        ),
+    )
 
 
 def _check_source(topic: Topic, batch: _EnvelopeFields) -> Rejection | None:
@@ -318,7 +329,10 @@ def _decode_slowly(topic_name: str, topic: Topic, payload: bytes) -> DecodedMess
     except ValueError as exc:
         return whole(RejectReason.MALFORMED_JSON, f"not valid JSON: {exc}")
     if not isinstance(document, dict):
-        return whole(RejectReason.NOT_AN_OBJECT, f"payload is a JSON {type(document).__name__}, not an object")
+        return whole(
+            RejectReason.NOT_AN_OBJECT,
+            f"payload is a JSON {type(document).__name__}, not an object",
+        )
     raw_readings = document.get("readings")
     count = len(raw_readings) if isinstance(raw_readings, list) else 1
     if document.get("v") != PAYLOAD_VERSION:
@@ -369,12 +383,20 @@ def _identifier_of(raw: Any, key: str) -> str | None:
 
 def _sequence_of(raw: Any) -> int | None:
     value = raw.get("seq") if isinstance(raw, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEQUENCE else None
+    return (
+        value
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEQUENCE
+        else None
+    )
 
 
 def excerpt_text(value: str, limit: int) -> str:
     """``value`` cut to ``limit`` characters, with control characters made visible."""
-    cleaned = value.encode("unicode_escape", "backslashreplace").decode("ascii") if not value.isprintable() else value
+    cleaned = (
+        value.encode("unicode_escape", "backslashreplace").decode("ascii")
+        if not value.isprintable()
+        else value
+    )
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
@@ -414,7 +436,8 @@ def encode_status_change(change: StatusChange) -> bytes:
         "status": str(change.status),
         "reasons": list(change.reasons),
         "numbers": {
-            k: v for k, v in change.numbers.items()
+            k: v
+            for k, v in change.numbers.items()
             if not (isinstance(v, float) and not math.isfinite(v))
         },
     }

@@ -34,7 +34,7 @@ class ProcessingPolicy:
     warm_up_residuals: int = 30
     """Residuals after a calibration used to estimate the scatter (sigma) of the residual."""
     sigma_confidence: float = 0.95
-    """Sigma is the upper bound of its warm-up estimate at this confidence (short windows err safe)."""
+    """Sigma is the upper confidence bound of its warm-up estimate (short windows err safe)."""
     sigma_floor_fraction: float = 0.5
     """Sigma is never taken below this fraction of the residual's stated standard uncertainty."""
     decision_rule: DecisionRule = field(default_factory=DecisionRule.simple)

@@ -16,7 +16,6 @@ from metrology.assessment import Assessment, HealthSnapshot, StatusChange
 from metrology.fleet import Fleet
 from metrology.instrument import ReferenceKind
 from metrology.reading import Reading
-
 from stream_processors.peers import PeerBoard
 from stream_processors.policy import ProcessingPolicy
 from stream_processors.state import InstrumentState
@@ -38,7 +37,9 @@ class FleetProcessor:
     """Runs `step` for every reading of a fleet, keyed by instrument."""
 
     def __init__(
-        self, fleet: Fleet, policy_for: Callable[[str], ProcessingPolicy] | ProcessingPolicy | None = None
+        self,
+        fleet: Fleet,
+        policy_for: Callable[[str], ProcessingPolicy] | ProcessingPolicy | None = None,
     ) -> None:
         if policy_for is None:
             policy_for = ProcessingPolicy()
@@ -46,7 +47,9 @@ class FleetProcessor:
             shared = policy_for
             policy_for = lambda _instrument: shared  # noqa: E731
         self.contexts: dict[str, InstrumentContext] = {
-            instrument_id: InstrumentContext(spec, fleet.calibrations[instrument_id], policy_for(instrument_id))
+            instrument_id: InstrumentContext(
+                spec, fleet.calibrations[instrument_id], policy_for(instrument_id)
+            )
             for instrument_id, spec in fleet.instruments.items()
         }
         self.states: dict[str, InstrumentState] = {i: InstrumentState() for i in fleet.instruments}
@@ -71,8 +74,12 @@ class FleetProcessor:
         for reading in batch:
             instrument_id = reading.instrument_id
             try:
-                state, assessment, change = step(states[instrument_id], reading, contexts[instrument_id])
-            except Exception as exc:  # one bad reading must not stop the fleet; logged by the caller
+                state, assessment, change = step(
+                    states[instrument_id], reading, contexts[instrument_id]
+                )
+            except (
+                Exception
+            ) as exc:  # one bad reading must not stop the fleet; logged by the caller
                 output.failed.append((reading, exc))
                 continue
             states[instrument_id] = state
@@ -95,8 +102,7 @@ class FleetProcessor:
         """
         groups = self._peer_group
         flagged = Counter(
-            group for instrument_id, group in groups.items()
-            if self._drift_flagged(instrument_id)
+            group for instrument_id, group in groups.items() if self._drift_flagged(instrument_id)
         )
         for reading in batch:
             group = groups.get(reading.instrument_id)
@@ -129,7 +135,7 @@ class FleetProcessor:
         return tracking.drift_since is not None or tracking.out_of_tolerance_since is not None
 
     def sweep(self, now: float | None = None) -> list[StatusChange]:
-        """Re-evaluate OFFLINE and due dates for every instrument at ``now`` (default: watermark)."""
+        """Re-evaluate OFFLINE and due dates of every instrument at ``now`` (default: watermark)."""
         at = self.watermark if now is None else now
         if at is None:
             return []
@@ -141,7 +147,9 @@ class FleetProcessor:
                 changes.append(change)
         return changes
 
-    def snapshots(self, instrument_ids: Iterable[str], at: float | None = None) -> list[HealthSnapshot]:
+    def snapshots(
+        self, instrument_ids: Iterable[str], at: float | None = None
+    ) -> list[HealthSnapshot]:
         """Current health of the given instruments (those that have reported)."""
         when = self.watermark if at is None else at
         result = []

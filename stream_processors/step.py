@@ -34,7 +34,6 @@ from metrology.health import DRIFT_CONDITIONS, SEVERITY, Status
 from metrology.instrument import InstrumentSpec, ReferenceKind
 from metrology.reading import Reading
 from metrology.timebase import SECONDS_PER_DAY, SECONDS_PER_HOUR, iso
-
 from stream_processors.policy import ProcessingPolicy
 from stream_processors.state import DriftTracking, InstrumentState, Judgement
 
@@ -68,8 +67,19 @@ def step(
     if state.last_reading_at is not None and ts <= state.last_reading_at:
         # A late reading is corrected and stored, but detectors only move forward in time.
         assessment = Assessment(
-            reading.instrument_id, ts, reading.seq, corrected, certificate, reading.reference,
-            None, None, None, None, None, None, state.status or Status.OK,
+            reading.instrument_id,
+            ts,
+            reading.seq,
+            corrected,
+            certificate,
+            reading.reference,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            state.status or Status.OK,
         )
         return state._replace(readings=state.readings + 1), assessment, None
 
@@ -93,20 +103,38 @@ def step(
     if first_drift_at is None and drift_flagged:
         first_drift_at = ts
     new_state = InstrumentState(
-        tracking, judgement, state.readings + 1, ts, status, conditions,
-        ts if status != state.status else state.status_since, first_drift_at,
+        tracking,
+        judgement,
+        state.readings + 1,
+        ts,
+        status,
+        conditions,
+        ts if status != state.status else state.status_since,
+        first_drift_at,
     )
     change = _change(state, new_state, context, ts) if status != state.status else None
     if residual is None or tracking.baseline is None:
         ewma = cusum_high = cusum_low = None
     else:
         ewma, cusum_high, cusum_low = (
-            tracking.ewma.statistic, tracking.cusum.high, tracking.cusum.low
+            tracking.ewma.statistic,
+            tracking.cusum.high,
+            tracking.cusum.low,
         )
     assessment = Assessment(
-        reading.instrument_id, ts, reading.seq, corrected, certificate, reading.reference,
-        residual, u_residual, ewma, cusum_high, cusum_low,
-        tracking.fit.slope if residual is not None else None, status,
+        reading.instrument_id,
+        ts,
+        reading.seq,
+        corrected,
+        certificate,
+        reading.reference,
+        residual,
+        u_residual,
+        ewma,
+        cusum_high,
+        cusum_low,
+        tracking.fit.slope if residual is not None else None,
+        status,
     )
     return new_state, assessment, change
 
@@ -128,7 +156,10 @@ def accepted(judgement: Judgement, rule: DecisionRule) -> bool:
 
 
 def _track(
-    tracking: DriftTracking, ts: float, judgement: Judgement, u_calibration: float,
+    tracking: DriftTracking,
+    ts: float,
+    judgement: Judgement,
+    u_calibration: float,
     policy: ProcessingPolicy,
 ) -> DriftTracking:
     """Advance warm-up, detectors, drift fit and prediction by one residual."""
@@ -167,10 +198,24 @@ def _track(
         out_of_tolerance_since = ts
     predicted, note = tracking.predicted_oot_at, tracking.prediction_note
     if fit.n >= policy.prediction_min_points and fit.n % policy.prediction_every == 0:
-        predicted, note = _predict(fit, tracking.origin, since_origin_days, judgement, u_calibration, policy)
+        predicted, note = _predict(
+            fit, tracking.origin, since_origin_days, judgement, u_calibration, policy
+        )
     return DriftTracking(
-        tracking.certificate_id, tracking.origin, warm_up, baseline, chart, shift, ewma, cusum,
-        fit, drift_since, detector, out_of_tolerance_since, predicted, note,
+        tracking.certificate_id,
+        tracking.origin,
+        warm_up,
+        baseline,
+        chart,
+        shift,
+        ewma,
+        cusum,
+        fit,
+        drift_since,
+        detector,
+        out_of_tolerance_since,
+        predicted,
+        note,
     )
 
 
@@ -181,7 +226,9 @@ def _design(
     if judgement.lower is not None and judgement.upper is not None:
         half_tolerance = (judgement.upper - judgement.lower) / 2.0
     else:
-        half_tolerance = abs((judgement.upper if judgement.upper is not None else judgement.lower) or 0.0)
+        half_tolerance = abs(
+            (judgement.upper if judgement.upper is not None else judgement.lower) or 0.0
+        )
     assert judgement.u_residual is not None
     shift = max(
         policy.min_shift_uncertainties * judgement.u_residual,
@@ -192,7 +239,11 @@ def _design(
 
 
 def _predict(
-    fit: DriftFit, origin: float, now_days: float, judgement: Judgement, u_calibration: float,
+    fit: DriftFit,
+    origin: float,
+    now_days: float,
+    judgement: Judgement,
+    u_calibration: float,
     policy: ProcessingPolicy,
 ) -> tuple[float | None, str]:
     """Predicted out-of-tolerance time (epoch seconds) from the drift fit, or why there is none."""
@@ -207,9 +258,15 @@ def _predict(
     # span = sqrt(12) x standard deviation of the times).
     span = math.sqrt(12.0) * spread
     prediction = predicted_out_of_tolerance(
-        fit, judgement.lower, judgement.upper, u_calibration, policy.prediction_confidence,
-        after=now_days, horizon=now_days + policy.prediction_max_extrapolation * span,
-        min_points=policy.prediction_min_points, significance=policy.prediction_significance,
+        fit,
+        judgement.lower,
+        judgement.upper,
+        u_calibration,
+        policy.prediction_confidence,
+        after=now_days,
+        horizon=now_days + policy.prediction_max_extrapolation * span,
+        min_points=policy.prediction_min_points,
+        significance=policy.prediction_significance,
     )
     if prediction.time is None:
         return None, prediction.reason
@@ -220,8 +277,12 @@ _HEALTH_CACHE: dict[tuple[bool, ...], tuple[tuple[Status, ...], Status, bool]] =
 
 
 def _health(
-    tracking: DriftTracking, context: InstrumentContext, record: CalibrationRecord | None,
-    at: float, *, offline: bool,
+    tracking: DriftTracking,
+    context: InstrumentContext,
+    record: CalibrationRecord | None,
+    at: float,
+    *,
+    offline: bool,
 ) -> tuple[tuple[Status, ...], Status, bool]:
     """Conditions (most severe first), the status, and whether a drift condition holds."""
     if record is None:
@@ -232,31 +293,47 @@ def _health(
         predicted = tracking.predicted_oot_at
         at_risk = predicted is not None and predicted < record.due_at
     key = (
-        tracking.out_of_tolerance_since is not None, offline, overdue, at_risk,
-        tracking.drift_since is not None, due_soon, context.unverifiable,
+        tracking.out_of_tolerance_since is not None,
+        offline,
+        overdue,
+        at_risk,
+        tracking.drift_since is not None,
+        due_soon,
+        context.unverifiable,
     )
     health = _HEALTH_CACHE.get(key)
     if health is None:
         # The key's flags are in SEVERITY order, so the conditions come out most severe first.
         held = tuple(s for flag, s in zip(key, _FLAGGED_CONDITIONS, strict=True) if flag)
         health = _HEALTH_CACHE[key] = (
-            held, held[0] if held else Status.OK, not DRIFT_CONDITIONS.isdisjoint(held)
+            held,
+            held[0] if held else Status.OK,
+            not DRIFT_CONDITIONS.isdisjoint(held),
         )
     return health
 
 
 _FLAGGED_CONDITIONS = (
-    Status.OUT_OF_TOLERANCE, Status.OFFLINE, Status.CAL_OVERDUE, Status.AT_RISK,
-    Status.DRIFTING, Status.CAL_DUE_SOON, Status.UNVERIFIED,
+    Status.OUT_OF_TOLERANCE,
+    Status.OFFLINE,
+    Status.CAL_OVERDUE,
+    Status.AT_RISK,
+    Status.DRIFTING,
+    Status.CAL_DUE_SOON,
+    Status.UNVERIFIED,
 )
-assert _FLAGGED_CONDITIONS == tuple(s for s in SEVERITY if s is not Status.OK)
+assert tuple(s for s in SEVERITY if s is not Status.OK) == _FLAGGED_CONDITIONS
 
 
-def is_offline(state: InstrumentState, spec: InstrumentSpec, now: float, policy: ProcessingPolicy) -> bool:
+def is_offline(
+    state: InstrumentState, spec: InstrumentSpec, now: float, policy: ProcessingPolicy
+) -> bool:
     """No reading for ``offline_after_periods`` reporting periods plus the delivery grace."""
     if state.last_reading_at is None:
         return False
-    silence_allowed = policy.offline_after_periods * spec.reporting_period_s + policy.offline_grace_s
+    silence_allowed = (
+        policy.offline_after_periods * spec.reporting_period_s + policy.offline_grace_s
+    )
     return now - state.last_reading_at > silence_allowed
 
 
@@ -272,7 +349,8 @@ def assess_clock(
     if conditions == state.conditions:
         return state, None
     new_state = state._replace(
-        status=status, conditions=conditions,
+        status=status,
+        conditions=conditions,
         status_since=now if status != state.status else state.status_since,
     )
     return new_state, _change(state, new_state, context, now)
@@ -308,15 +386,19 @@ def describe(state: InstrumentState, context: InstrumentContext, at: float) -> H
     decision = None
     if judgement.residual is not None and judgement.u_residual is not None:
         decision = decide(
-            judgement.residual, COVERAGE_FACTOR * judgement.u_residual,
-            judgement.lower, judgement.upper, policy.decision_rule,
+            judgement.residual,
+            COVERAGE_FACTOR * judgement.u_residual,
+            judgement.lower,
+            judgement.upper,
+            policy.decision_rule,
         )
     reasons: list[str] = []
     for condition in state.conditions:
         if condition is Status.OUT_OF_TOLERANCE:
             reasons.append(
-                f"error of indication {judgement.residual:+.4g} {unit} (u {judgement.u_residual:.2g})"
-                f" judged {decision.outcome if decision else '-'} against [{_fmt(judgement.lower)}, {_fmt(judgement.upper)}]"
+                f"error of indication {judgement.residual:+.4g} {unit} "
+                f"(u {judgement.u_residual:.2g}) judged {decision.outcome if decision else '-'} "
+                f"against [{_fmt(judgement.lower)}, {_fmt(judgement.upper)}]"
                 f" under {policy.decision_rule.name}; out of tolerance since "
                 f"{iso(tracking.out_of_tolerance_since or at)}"
             )
@@ -337,7 +419,8 @@ def describe(state: InstrumentState, context: InstrumentContext, at: float) -> H
                 )
         elif condition is Status.AT_RISK and record is not None:
             reasons.append(
-                f"predicted out of tolerance {iso(tracking.predicted_oot_at or at)[:10]}, before the "
+                f"predicted out of tolerance {iso(tracking.predicted_oot_at or at)[:10]}, "
+                "before the "
                 f"calibration due date {iso(record.due_at)[:10]}"
             )
         elif condition is Status.DRIFTING and baseline is not None and chart is not None:
@@ -351,7 +434,10 @@ def describe(state: InstrumentState, context: InstrumentContext, at: float) -> H
         elif condition is Status.CAL_DUE_SOON and record is not None:
             reasons.append(f"calibration {record.certificate_id} due {iso(record.due_at)[:10]}")
         elif condition is Status.UNVERIFIED:
-            reasons.append("no reference (check standard, reference instrument or peers): drift cannot be judged")
+            reasons.append(
+                "no reference (check standard, reference instrument or peers): "
+                "drift cannot be judged"
+            )
     if not reasons:
         if judgement.residual is None:
             reasons.append("in date; no reference value received yet")
@@ -369,7 +455,9 @@ def describe(state: InstrumentState, context: InstrumentContext, at: float) -> H
         "reference": judgement.reference,
         "lower_limit": judgement.lower,
         "upper_limit": judgement.upper,
-        "probability_of_conformity": None if decision is None else decision.probability_of_conformity,
+        "probability_of_conformity": None
+        if decision is None
+        else decision.probability_of_conformity,
         "decision": None if decision is None else str(decision.outcome),
         "guard_band": None if decision is None else decision.guard_band,
         "decision_rule": policy.decision_rule.name,

@@ -20,6 +20,7 @@ from calstream.settings import example_fleet_path
 from calstream.wiring import read_fleet
 from metrology.fleet import Fleet
 
+
 @dataclass
 class Broker:
     """Where a test broker listens."""

@@ -27,22 +27,40 @@ from stream_processors.runner import FleetProcessor
 def _hostile_messages(fleet: Fleet, ts: float) -> dict[str, tuple[str, bytes]]:
     """One message per kind of bad input, each expected to land with its own reason."""
     spec = next(iter(fleet.instruments.values()))
-    other = next(s for s in fleet.instruments.values() if (s.tenant, s.site) != (spec.tenant, spec.site))
+    other = next(
+        s for s in fleet.instruments.values() if (s.tenant, s.site) != (spec.tenant, spec.site)
+    )
     topic = readings_topic(spec.tenant, spec.site, spec.gateway)
 
     def one(**reading: object) -> bytes:
-        body = {"instrument": spec.instrument_id, "ts": iso(ts), "value": 1.0, "unit": spec.unit,
-                "seq": 9_000_000}
+        body = {
+            "instrument": spec.instrument_id,
+            "ts": iso(ts),
+            "value": 1.0,
+            "unit": spec.unit,
+            "seq": 9_000_000,
+        }
         body.update(reading)
-        return json.dumps({"v": 1, "tenant": spec.tenant, "site": spec.site, "gateway": spec.gateway,
-                           "readings": [body]}, allow_nan=True).encode()
+        return json.dumps(
+            {
+                "v": 1,
+                "tenant": spec.tenant,
+                "site": spec.site,
+                "gateway": spec.gateway,
+                "readings": [body],
+            },
+            allow_nan=True,
+        ).encode()
 
     wrong_dimension = "m" if spec.unit != "m" else "s"
     return {
         "malformed_json": (topic, b'{"v": 1, "readings": [ {"instrument": '),
         "not_an_object": (topic, b'"just a string"'),
         "unsupported_version": (topic, one().replace(b'"v": 1', b'"v": 7')),
-        "tenant_mismatch": (topic, one().replace(f'"tenant": "{spec.tenant}"'.encode(), b'"tenant": "intruder"')),
+        "tenant_mismatch": (
+            topic,
+            one().replace(f'"tenant": "{spec.tenant}"'.encode(), b'"tenant": "intruder"'),
+        ),
         "not_finite": (topic, one(value=float("nan"))),
         "wrong_type": (topic, one(value="twenty")),
         "timestamp_not_utc": (topic, one(ts="2026-03-01T10:00:00+05:30")),
@@ -57,18 +75,26 @@ def _hostile_messages(fleet: Fleet, ts: float) -> dict[str, tuple[str, bytes]]:
     }
 
 
-def test_good_and_hostile_input_in_one_run(mosquitto: LocalMosquitto, example_fleet: Fleet, tmp_path: Path) -> None:
+def test_good_and_hostile_input_in_one_run(
+    mosquitto: LocalMosquitto, example_fleet: Fleet, tmp_path: Path
+) -> None:
     fleet = example_fleet
     end = fleet.as_of or 0.0
     settings = Settings(max_future_s=3_600.0)
     store = SqliteStore(tmp_path / "store.sqlite")
     store.register_fleet(fleet)
-    subscriber = DurableSubscriber(mosquitto.host, mosquitto.port, client_id="pipeline-test",
-                                   topic=READINGS_SUBSCRIPTION)
+    subscriber = DurableSubscriber(
+        mosquitto.host, mosquitto.port, client_id="pipeline-test", topic=READINGS_SUBSCRIPTION
+    )
     subscriber.start()
     clock_now = end  # the receiver's clock sits at the end of the simulated window
-    pipeline = Pipeline(subscriber, admission_for(fleet, settings), FleetProcessor(fleet, policy_for(settings)),
-                        store, clock=lambda: clock_now)
+    pipeline = Pipeline(
+        subscriber,
+        admission_for(fleet, settings),
+        FleetProcessor(fleet, policy_for(settings)),
+        store,
+        clock=lambda: clock_now,
+    )
     pipeline.start()
 
     simulator = FleetSimulator(fleet, seed=3, start=end - 20 * SECONDS_PER_DAY, end=end)
@@ -87,7 +113,9 @@ def test_good_and_hostile_input_in_one_run(mosquitto: LocalMosquitto, example_fl
     published = publisher.readings_acked
     expected_rejected = len(hostile)
     deadline = time.monotonic() + 60
-    while pipeline.counters.received < published + expected_rejected and time.monotonic() < deadline:
+    while (
+        pipeline.counters.received < published + expected_rejected and time.monotonic() < deadline
+    ):
         time.sleep(0.05)
     pipeline.stop()
     raw.loop_stop()
@@ -109,8 +137,9 @@ def test_good_and_hostile_input_in_one_run(mosquitto: LocalMosquitto, example_fl
 
 
 @pytest.mark.parametrize("kill_after", [1])
-def test_nothing_is_acknowledged_before_it_is_stored(mosquitto: LocalMosquitto, example_fleet: Fleet,
-                                                     tmp_path: Path, kill_after: int) -> None:
+def test_nothing_is_acknowledged_before_it_is_stored(
+    mosquitto: LocalMosquitto, example_fleet: Fleet, tmp_path: Path, kill_after: int
+) -> None:
     """A pipeline that dies between receipt and commit gets everything again from the broker."""
     fleet = example_fleet
     end = fleet.as_of or 0.0
@@ -119,7 +148,9 @@ def test_nothing_is_acknowledged_before_it_is_stored(mosquitto: LocalMosquitto, 
     simulator = FleetSimulator(fleet, seed=4, start=end - 3 * SECONDS_PER_DAY, end=end)
     publisher = GatewayPublisher(client_id="gateways-ack-test")
     publisher.connect(mosquitto.host, mosquitto.port)
-    first = DurableSubscriber(mosquitto.host, mosquitto.port, client_id="pipeline-ack", topic=READINGS_SUBSCRIPTION)
+    first = DurableSubscriber(
+        mosquitto.host, mosquitto.port, client_id="pipeline-ack", topic=READINGS_SUBSCRIPTION
+    )
     first.start()
     for tenant, site, gateway, batch in simulator:
         publisher.publish_batch(tenant, site, gateway, batch)
@@ -132,10 +163,17 @@ def test_nothing_is_acknowledged_before_it_is_stored(mosquitto: LocalMosquitto, 
 
     store = SqliteStore(tmp_path / "store.sqlite")
     store.register_fleet(fleet)
-    second = DurableSubscriber(mosquitto.host, mosquitto.port, client_id="pipeline-ack", topic=READINGS_SUBSCRIPTION)
+    second = DurableSubscriber(
+        mosquitto.host, mosquitto.port, client_id="pipeline-ack", topic=READINGS_SUBSCRIPTION
+    )
     second.start()
-    pipeline = Pipeline(second, admission_for(fleet, settings), FleetProcessor(fleet, policy_for(settings)),
-                        store, clock=lambda: end)
+    pipeline = Pipeline(
+        second,
+        admission_for(fleet, settings),
+        FleetProcessor(fleet, policy_for(settings)),
+        store,
+        clock=lambda: end,
+    )
     deadline = time.monotonic() + 30
     while store.reading_count() < len(readings) and time.monotonic() < deadline:
         pipeline.run_once(0.2)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
-from datetime import UTC, datetime
 from edge_sim.simulator import FleetSimulator
 from metrology.fleet import Fleet
 from metrology.reading import Reading
@@ -64,7 +65,11 @@ def test_iso_fast_path_matches_datetime(epoch: float) -> None:
 
 
 def _reference_iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(epoch, tz=UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
 
 
 def test_iso_matches_datetime_on_many_times() -> None:

@@ -13,9 +13,18 @@ from metrology.wire import DecodedMessage, RejectReason, readings_topic
 NOW = 1_790_000_000.0
 
 
-def spec(instrument_id: str, unit: str, tenant: str = "acme", site: str = "north") -> InstrumentSpec:
+def spec(
+    instrument_id: str, unit: str, tenant: str = "acme", site: str = "north"
+) -> InstrumentSpec:
     return InstrumentSpec(
-        instrument_id, tenant, site, "gw-01", "pressure", unit, Tolerance(-1.0, 1.0), 600.0,
+        instrument_id,
+        tenant,
+        site,
+        "gw-01",
+        "pressure",
+        unit,
+        Tolerance(-1.0, 1.0),
+        600.0,
         ReferenceRelation(ReferenceKind.CHECK_STANDARD),
     )
 
@@ -27,8 +36,15 @@ INSTRUMENTS = {
 }
 
 
-def reading(instrument: str, unit: str, value: float = 1.0, seq: int = 1, ts: float = NOW - 60,
-            reference: float | None = None, u: float | None = None) -> Reading:
+def reading(
+    instrument: str,
+    unit: str,
+    value: float = 1.0,
+    seq: int = 1,
+    ts: float = NOW - 60,
+    reference: float | None = None,
+    u: float | None = None,
+) -> Reading:
     return Reading("acme", "north", "gw-01", instrument, ts, value, unit, seq, reference, u)
 
 
@@ -53,12 +69,15 @@ def test_offset_units_convert_exactly() -> None:
     assert fahrenheit.u_reference == pytest.approx(0.5)  # an uncertainty scales, never shifts
 
 
-@pytest.mark.parametrize(("instrument", "unit", "expected"), [
-    ("PT-1", "degC", RejectReason.UNIT_NOT_CONVERTIBLE),
-    ("PT-1", "furlong_per_fortnightz", RejectReason.UNKNOWN_UNIT),
-    ("XX-404", "kPa", RejectReason.UNKNOWN_INSTRUMENT),
-    ("PT-9", "kPa", RejectReason.INSTRUMENT_ELSEWHERE),
-])
+@pytest.mark.parametrize(
+    ("instrument", "unit", "expected"),
+    [
+        ("PT-1", "degC", RejectReason.UNIT_NOT_CONVERTIBLE),
+        ("PT-1", "furlong_per_fortnightz", RejectReason.UNKNOWN_UNIT),
+        ("XX-404", "kPa", RejectReason.UNKNOWN_INSTRUMENT),
+        ("PT-9", "kPa", RejectReason.INSTRUMENT_ELSEWHERE),
+    ],
+)
 def test_registry_and_unit_rejections(instrument: str, unit: str, expected: RejectReason) -> None:
     admitted, (rejection,) = admit(reading(instrument, unit))
     assert admitted == []
@@ -82,8 +101,9 @@ def test_duplicates_by_gateway_sequence_are_refused_reordering_is_not() -> None:
     admission = Admission(INSTRUMENTS)
     first, _ = admit(*(reading("PT-1", "kPa", seq=s) for s in (5, 3, 4)), admission=admission)
     assert [r.seq for r in first] == [5, 3, 4]
-    again, rejected = admit(reading("PT-1", "kPa", seq=4), reading("PT-1", "kPa", seq=6),
-                            admission=admission)
+    again, rejected = admit(
+        reading("PT-1", "kPa", seq=4), reading("PT-1", "kPa", seq=6), admission=admission
+    )
     assert [r.seq for r in again] == [6]
     assert [(r.reason, r.seq) for r in rejected] == [(RejectReason.DUPLICATE_SEQUENCE, 4)]
 

@@ -24,7 +24,9 @@ def publish(broker: LocalMosquitto, count: int, start: int = 0) -> None:
     client.loop_stop()
 
 
-def drain(subscriber: DurableSubscriber, expected: int, ack: bool, timeout: float = 15.0) -> list[bytes]:
+def drain(
+    subscriber: DurableSubscriber, expected: int, ack: bool, timeout: float = 15.0
+) -> list[bytes]:
     got: list[bytes] = []
     deadline = time.monotonic() + timeout
     while len(got) < expected and time.monotonic() < deadline:

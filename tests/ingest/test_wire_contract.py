@@ -25,8 +25,16 @@ TOPIC = readings_topic("acme", "north", "gw-01")
 
 def reading(i: int = 0, **changes: object) -> Reading:
     base = Reading(
-        "acme", "north", "gw-01", f"acme-north-TT-{i:03d}", 1_780_000_000.0 + i, 21.5 + i / 10,
-        "degC", 100 + i, 21.49, 0.01,
+        "acme",
+        "north",
+        "gw-01",
+        f"acme-north-TT-{i:03d}",
+        1_780_000_000.0 + i,
+        21.5 + i / 10,
+        "degC",
+        100 + i,
+        21.49,
+        0.01,
     )
     return base._replace(**changes)
 
@@ -78,16 +86,28 @@ MALFORMED = {
     "gateway_mismatch": (payload({**document(), "gateway": "gw-99"}), RejectReason.SOURCE_MISMATCH),
     "empty_batch": (payload({**document(), "readings": []}), RejectReason.EMPTY_BATCH),
     "too_many": (
-        payload({**document(1), "readings": [
-            {"instrument": "a", "ts": "2026-01-01T00:00:00Z", "value": 1.0, "unit": "K", "seq": i}
-            for i in range(MAX_READINGS_PER_MESSAGE + 1)
-        ]}),
+        payload(
+            {
+                **document(1),
+                "readings": [
+                    {
+                        "instrument": "a",
+                        "ts": "2026-01-01T00:00:00Z",
+                        "value": 1.0,
+                        "unit": "K",
+                        "seq": i,
+                    }
+                    for i in range(MAX_READINGS_PER_MESSAGE + 1)
+                ],
+            }
+        ),
         RejectReason.TOO_MANY_READINGS,
     ),
     "oversized": (b" " * (MAX_PAYLOAD_BYTES + 1), RejectReason.OVERSIZED_PAYLOAD),
     "unexpected_field": (payload({**document(), "extra": 1}), RejectReason.UNEXPECTED_FIELD),
     "missing_envelope_field": (
-        payload({k: v for k, v in document().items() if k != "site"}), RejectReason.MISSING_FIELD
+        payload({k: v for k, v in document().items() if k != "site"}),
+        RejectReason.MISSING_FIELD,
     ),
 }
 
@@ -116,7 +136,11 @@ PER_READING = {
     "control_chars_in_id": ({"instrument": "TT\u0000\u0007-1"}, None, RejectReason.BAD_IDENTIFIER),
     "huge_id": ({"instrument": "x" * 10_000}, None, RejectReason.BAD_IDENTIFIER),
     "wildcard_in_id": ({"instrument": "acme/#"}, None, RejectReason.BAD_IDENTIFIER),
-    "negative_reference_u": ({"reference": {"value": 1.0, "u": -0.1}}, None, RejectReason.OUT_OF_RANGE),
+    "negative_reference_u": (
+        {"reference": {"value": 1.0, "u": -0.1}},
+        None,
+        RejectReason.OUT_OF_RANGE,
+    ),
     "unknown_reading_field": ({"colour": "red"}, None, RejectReason.UNEXPECTED_FIELD),
 }
 
@@ -137,10 +161,15 @@ def test_reading_level_rejections_keep_the_good_readings(name: str) -> None:
     assert decoded.received == 3
 
 
-@pytest.mark.parametrize("topic", [
-    "calstream/v1/acme/north/readings", "other/v1/acme/north/gw-01/readings",
-    "calstream/v1/acme/north/gw-01/alerts", "calstream/v1/ac me/north/gw-01/readings",
-])
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "calstream/v1/acme/north/readings",
+        "other/v1/acme/north/gw-01/readings",
+        "calstream/v1/acme/north/gw-01/alerts",
+        "calstream/v1/ac me/north/gw-01/readings",
+    ],
+)
 def test_bad_topics_are_refused(topic: str) -> None:
     assert parse_topic(topic).reason is RejectReason.BAD_TOPIC  # type: ignore[union-attr]
     reason, _, accepted, _ = _reason_of(encode("acme", "north", "gw-01", [reading()]), topic)

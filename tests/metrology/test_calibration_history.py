@@ -121,9 +121,7 @@ def test_with_record_refuses_to_overwrite_a_certificate() -> None:
 
 def test_history_round_trips_through_all_revisions() -> None:
     """A history rebuilt from ``all_revisions`` (as storage would) answers the same."""
-    history = two_certificates().amend(
-        record("CAL-1", T0, 0.3), amendment("CAL-1", 1, T0 + DAY)
-    )
+    history = two_certificates().amend(record("CAL-1", T0, 0.3), amendment("CAL-1", 1, T0 + DAY))
     rebuilt = CalibrationHistory(reversed(history.all_revisions))
     assert rebuilt.records == history.records
     assert rebuilt.audit_trail("CAL-1") == history.audit_trail("CAL-1")
@@ -135,8 +133,11 @@ def test_recorrect_rederives_history_without_touching_raw_values() -> None:
     raw = [(T0 - DAY, 10.0), (T0 + DAY, 10.0), (T0 + 101 * DAY, 10.0)]
     frozen_raw = list(raw)
     before = recorrect(raw, history)
-    assert before == [(T0 - DAY, 10.0, None), (T0 + DAY, 10.1, "CAL-1"),
-                      (T0 + 101 * DAY, 10.2, "CAL-2")]
+    assert before == [
+        (T0 - DAY, 10.0, None),
+        (T0 + DAY, 10.1, "CAL-1"),
+        (T0 + 101 * DAY, 10.2, "CAL-2"),
+    ]
     amended = history.amend(record("CAL-1", T0, -0.1), amendment("CAL-1", 1, T0 + 200 * DAY))
     after = recorrect(raw, amended)
     assert after[0] == before[0] and after[2] == before[2]

@@ -223,9 +223,7 @@ def test_exponential_worked_example() -> None:
     assert result.numbers["rate_upper_per_day"] == pytest.approx(12.592 / 7300, rel=1e-4)
     assert result.numbers["lower_bound_days"] == pytest.approx(29.74, abs=0.01)
     assert "uncertain" in result.reason and "29.74" in result.reason
-    conservative = recommended(
-        exponential_reliability_interval(2, 3650.0, 0.95, conservative=True)
-    )
+    conservative = recommended(exponential_reliability_interval(2, 3650.0, 0.95, conservative=True))
     assert conservative.interval_days == pytest.approx(29.74, abs=0.01)
 
 
@@ -247,9 +245,7 @@ def test_exponential_no_events() -> None:
     assert "62.5" in result.reason
     capped = recommended(exponential_reliability_interval(0, 3650.0, 0.95, max_days=730.0))
     assert (capped.interval_days, capped.clamped) == (730.0, True)
-    conservative = recommended(
-        exponential_reliability_interval(0, 3650.0, 0.95, conservative=True)
-    )
+    conservative = recommended(exponential_reliability_interval(0, 3650.0, 0.95, conservative=True))
     assert conservative.interval_days == pytest.approx(62.50, abs=0.01)
 
 

@@ -6,14 +6,6 @@ import math
 
 import numpy as np
 import pytest
-
-from metrology.calibration import CalibrationHistory
-from metrology.health import Status
-from metrology.instrument import ReferenceKind
-from stream_processors.policy import ProcessingPolicy
-from stream_processors.state import InstrumentState
-from stream_processors.step import InstrumentContext, assess_clock, describe, step
-
 from step_factories import (
     CALIBRATED_AT,
     HOUR,
@@ -24,6 +16,13 @@ from step_factories import (
     make_spec,
     readings_with_error,
 )
+
+from metrology.calibration import CalibrationHistory
+from metrology.health import Status
+from metrology.instrument import ReferenceKind
+from stream_processors.policy import ProcessingPolicy
+from stream_processors.state import InstrumentState
+from stream_processors.step import InstrumentContext, assess_clock, describe, step
 
 NOISE = 0.6 * U_CAL / 2  # 0.6 u
 
@@ -45,7 +44,10 @@ def run(context: InstrumentContext, readings):
 
 
 def test_correction_applies_the_record_valid_at_the_readings_time() -> None:
-    old, new = make_record("CAL-1", offset=0.3, gain=1.01), make_record("CAL-2", at=CALIBRATED_AT + days(100), offset=-0.2, gain=0.99)
+    old, new = (
+        make_record("CAL-1", offset=0.3, gain=1.01),
+        make_record("CAL-2", at=CALIBRATED_AT + days(100), offset=-0.2, gain=0.99),
+    )
     context = InstrumentContext(make_spec(), CalibrationHistory([new, old]), ProcessingPolicy())
     before = readings_with_error(np.zeros(1), old, start=CALIBRATED_AT + days(99))
     after = readings_with_error(np.zeros(1), new, start=CALIBRATED_AT + days(101))
@@ -65,20 +67,28 @@ def test_step_is_pure(context: InstrumentContext) -> None:
     assert state == InstrumentState()
 
 
-def test_stable_instrument_stays_ok_for_a_year_of_hourly_residuals(context: InstrumentContext) -> None:
+def test_stable_instrument_stays_ok_for_a_year_of_hourly_residuals(
+    context: InstrumentContext,
+) -> None:
     errors = np.random.default_rng(11).normal(0.0, NOISE, 24 * 330)
-    state, assessments, changes = run(context, readings_with_error(errors, context.calibrations.records[0]))
+    state, assessments, changes = run(
+        context, readings_with_error(errors, context.calibrations.records[0])
+    )
     assert state.first_drift_at is None
     assert state.status in (Status.OK, Status.CAL_DUE_SOON)
     assert [c.status for c in changes] in ([], [Status.CAL_DUE_SOON])
     assert assessments[-1].ewma is not None and assessments[-1].cusum_high is not None
 
 
-def test_linear_drift_is_flagged_well_before_it_leaves_tolerance(context: InstrumentContext) -> None:
+def test_linear_drift_is_flagged_well_before_it_leaves_tolerance(
+    context: InstrumentContext,
+) -> None:
     hours = np.arange(24 * 200)
     drift = np.where(hours > 24 * 20, (hours - 24 * 20) * (1.5 * MPE / (24 * 150)), 0.0)
     errors = drift + np.random.default_rng(5).normal(0.0, NOISE, hours.size)
-    state, assessments, changes = run(context, readings_with_error(errors, context.calibrations.records[0]))
+    state, _, changes = run(
+        context, readings_with_error(errors, context.calibrations.records[0])
+    )
     true_oot = CALIBRATED_AT + HOUR + float(np.argmax(drift > MPE)) * HOUR
     assert state.first_drift_at is not None and state.first_drift_at < true_oot - days(20)
     statuses = [c.status for c in changes]
@@ -93,12 +103,19 @@ def test_linear_drift_is_flagged_well_before_it_leaves_tolerance(context: Instru
 def test_guard_band_rule_judges_out_of_tolerance_inside_the_limit() -> None:
     from metrology.conformity import DecisionRule
 
-    strict = InstrumentContext(make_spec(), CalibrationHistory([make_record()]),
-                               ProcessingPolicy(decision_rule=DecisionRule.guard_band_u()))
+    strict = InstrumentContext(
+        make_spec(),
+        CalibrationHistory([make_record()]),
+        ProcessingPolicy(decision_rule=DecisionRule.guard_band_u()),
+    )
     simple = InstrumentContext(make_spec(), CalibrationHistory([make_record()]), ProcessingPolicy())
     record = strict.calibrations.records[0]
-    near_limit = readings_with_error(np.array([MPE - 0.02]), record)  # inside, within U of the limit
-    (guarded, _, _), (plain, _, _) = (step(InstrumentState(), near_limit[0], c) for c in (strict, simple))
+    near_limit = readings_with_error(
+        np.array([MPE - 0.02]), record
+    )  # inside, within U of the limit
+    (guarded, _, _), (plain, _, _) = (
+        step(InstrumentState(), near_limit[0], c) for c in (strict, simple)
+    )
     assert guarded.status is Status.OUT_OF_TOLERANCE
     assert plain.status is Status.OK
     snapshot = describe(guarded, strict, near_limit[0].ts)
@@ -120,8 +137,12 @@ def test_due_dates_and_overdue(context: InstrumentContext) -> None:
 
 
 def test_no_reference_means_unverified() -> None:
-    context = InstrumentContext(make_spec(ReferenceKind.NONE), CalibrationHistory([make_record()]), ProcessingPolicy())
-    reading = readings_with_error(np.zeros(1), context.calibrations.records[0])[0]._replace(reference=None, u_reference=None)
+    context = InstrumentContext(
+        make_spec(ReferenceKind.NONE), CalibrationHistory([make_record()]), ProcessingPolicy()
+    )
+    reading = readings_with_error(np.zeros(1), context.calibrations.records[0])[0]._replace(
+        reference=None, u_reference=None
+    )
     state, assessment, change = step(InstrumentState(), reading, context)
     assert state.status is Status.UNVERIFIED and assessment.residual is None
     assert change is not None and "drift cannot be judged" in change.reasons[0]

@@ -1,0 +1,90 @@
+"""End to end: `calstream demo` (embedded amqtt, simulator, pipeline, SQLite), then `status`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from calstream.cli import app
+from edge_sim.truth import read_truth
+from metrology.health import Status
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    db = tmp_path_factory.mktemp("demo") / "demo.sqlite"
+    result = CliRunner().invoke(
+        app,
+        ["demo", "--duration", "5", "--sim-days", "45", "--seed", "1", "--db", str(db), "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    return summary, db
+
+
+def test_every_published_reading_is_stored_or_rejected(demo_run: tuple[dict, Path]) -> None:
+    summary, _ = demo_run
+    assert summary["published"] > 100_000
+    assert summary["stored"] + summary["rejected"] == summary["published"]
+    assert summary["rejected"] == 0  # the simulated gateways send only valid readings
+
+
+def test_fleet_health_covers_every_instrument(demo_run: tuple[dict, Path]) -> None:
+    summary, _ = demo_run
+    by_status = summary["instruments_by_status"]
+    assert sum(by_status.values()) == 60
+    assert by_status["NO_DATA"] == 0
+    assert by_status[Status.UNVERIFIED] >= 1  # instruments without any reference
+    assert by_status[Status.CAL_OVERDUE] >= 1  # the example fleet has overdue certificates
+    assert summary["alerts"] > 0
+
+
+def test_injected_drifts_are_flagged_before_they_leave_tolerance(
+    demo_run: tuple[dict, Path],
+) -> None:
+    summary, _ = demo_run
+    detection = summary["detection"]
+    assert detection["injected_drifts"] >= 5
+    assert detection["detected_before_oot"] >= 0.8 * detection["injected_drifts"]
+    assert detection["stable_instruments"] >= 20
+    assert detection["false_alarms"] <= 0.05 * detection["stable_instruments"]
+
+
+def test_the_score_agrees_with_the_written_truth(demo_run: tuple[dict, Path]) -> None:
+    summary, _ = demo_run
+    truth = read_truth(summary["truth"])
+    assert len(truth.instruments) == 60
+    crossing = [
+        t
+        for t in truth.instruments.values()
+        if t.true_oot_at is not None and t.reference_kind != "none"
+    ]
+    counted = summary["detection"]["injected_drifts"] + summary["detection"]["instant_shifts"]
+    assert counted == len(crossing)
+
+
+def test_status_reads_the_store(demo_run: tuple[dict, Path]) -> None:
+    summary, db = demo_run
+    result = CliRunner().invoke(app, ["status", "--db", str(db), "--json"])
+    assert result.exit_code == 0, result.output
+    status = json.loads(result.stdout.strip().splitlines()[-1])
+    assert status["readings"] == summary["stored"]
+    assert status["instruments_by_status"] == summary["instruments_by_status"]
+    worst = status["worst"][0]
+    assert worst["status"] == Status.OUT_OF_TOLERANCE
+    assert worst["reasons"] and worst["numbers"]["residual"] is not None
+    tenants = {site["tenant"] for site in status["sites"]}
+    assert len(tenants) >= 2
+
+    human = CliRunner().invoke(app, ["status", "--db", str(db)])
+    assert human.exit_code == 0
+    assert "OOT" in human.stdout and worst["instrument"] in human.stdout
+
+
+def test_status_without_a_store_says_what_to_do(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["status", "--db", str(tmp_path / "missing.sqlite")])
+    assert result.exit_code == 2
+    assert "calstream demo" in result.output
