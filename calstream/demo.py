@@ -237,8 +237,9 @@ class Demo:
         finally:
             pipeline.stop()
             publisher.close()
+            if pipeline.error is None:
+                pipeline.final_sweep()  # stores and publishes the last time-driven changes
             subscriber.stop()
-        pipeline.final_sweep()
         elapsed = time.monotonic() - started
         self.progress.phase = "done"
         self._update_progress(publisher, started)

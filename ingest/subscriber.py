@@ -63,6 +63,7 @@ class DurableSubscriber:
         self._stopping = False
         self.messages_received = 0
         self.messages_acked = 0
+        self._unconfirmed: list[mqtt.MQTTMessageInfo] = []
         self.client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -97,8 +98,13 @@ class DurableSubscriber:
                 f"within {timeout:.0f} s"
             )
 
-    def stop(self) -> None:
-        """Disconnect cleanly; unacknowledged messages stay with the broker for the next start."""
+    def stop(self, flush_timeout: float = 10.0) -> None:
+        """Disconnect cleanly after the broker confirmed our publishes (alerts).
+
+        Messages received but not acknowledged stay with the broker for the next start.
+        """
+        if self.connected:
+            self.flush_publishes(flush_timeout)
         self._stopping = True
         self.client.disconnect()
         self.client.loop_stop()
@@ -154,7 +160,27 @@ class DurableSubscriber:
 
     def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
         """Publish on the same connection (alerts); paho queues it while disconnected."""
-        self.client.publish(topic, payload, qos=qos)
+        info = self.client.publish(topic, payload, qos=qos)
+        pending = self._unconfirmed
+        pending.append(info)
+        if len(pending) > 1_000:  # forget what the broker already confirmed: memory stays bounded
+            self._unconfirmed = [i for i in pending if not i.is_published()]
+
+    def flush_publishes(self, timeout: float = 10.0) -> bool:
+        """Wait until the broker confirmed every publish; False if ``timeout`` ran out first."""
+        deadline = time.monotonic() + timeout
+        for info in self._unconfirmed:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.connected:
+                return False
+            try:
+                info.wait_for_publish(remaining)
+            except (RuntimeError, ValueError):  # paho: not queued or connection gone
+                return False
+            if not info.is_published():
+                return False
+        self._unconfirmed = []
+        return True
 
     # --- paho callbacks (network thread) ---
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner
 
 from calstream.cli import app
+from calstream.local_mosquitto import LocalMosquitto
 from edge_sim.truth import read_truth
 from metrology.health import Status
 
@@ -88,3 +92,31 @@ def test_status_without_a_store_says_what_to_do(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["status", "--db", str(tmp_path / "missing.sqlite")])
     assert result.exit_code == 2
     assert "calstream demo" in result.output
+
+
+def test_demo_through_mosquitto_publishes_every_alert_on_its_tenants_topic(
+    mosquitto: LocalMosquitto, tmp_path: Path
+) -> None:
+    received: list[tuple[str, dict]] = []
+    listener = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="alerts-test")
+    listener.on_message = lambda _c, _u, m: received.append((m.topic, json.loads(m.payload)))
+    listener.connect(mosquitto.host, mosquitto.port)
+    listener.subscribe("calstream/v1/+/alerts", qos=1)
+    listener.loop_start()
+    time.sleep(0.3)
+    result = CliRunner().invoke(app, [
+        "demo", "--duration", "3", "--sim-days", "30", "--seed", "2", "--broker", mosquitto.url,
+        "--db", str(tmp_path / "demo.sqlite"), "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    deadline = time.monotonic() + 10
+    while len(received) < summary["alerts"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    listener.loop_stop()
+    assert summary["stored"] == summary["published"]
+    assert summary["alerts"] > 0
+    assert len(received) == summary["alerts"]
+    for topic, event in received:
+        assert topic == f"calstream/v1/{event['tenant']}/alerts"
+        assert event["status"] in set(Status) and event["reasons"]
