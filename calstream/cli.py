@@ -132,6 +132,7 @@ def demo(
         _fail(f"demo failed: {exc}", code=1)
     summary = result.as_dict()
     console.print(screen.summary(result))
+    console.print(f"Fleet health stays in the store: [bold]calstream status --db {result.db}[/]")
     if json_output:
         sys.stdout.write(json.dumps(summary, sort_keys=False) + "\n")
 

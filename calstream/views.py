@@ -110,10 +110,13 @@ def progress_panel(
     bar = ProgressBar(total=1.0, completed=max(0.0, min(fraction, 1.0)), width=40)
     when = iso(simulated_at)[:10] if simulated_at else "-"
     line = Text.assemble(
-        (f"{phase:<10}", "bold"), "  simulated ", (when, "cyan"), f"  {fraction:6.1%}  "
+        (f"{phase:<10}", "bold"), "  simulated ", (when, "cyan"), f"  {fraction:6.1%}"
     )
     counts = Text("   ".join(f"{k} {v}" for k, v in figures.items()))
-    return Panel(Group(Text.assemble(line), bar, counts), title="calstream demo", expand=True)
+    grid = Table.grid()
+    for row in (line, bar, counts):
+        grid.add_row(row)
+    return Panel(grid, title="calstream demo", expand=True)
 
 
 def fleet_health(

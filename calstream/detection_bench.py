@@ -1,0 +1,658 @@
+"""`calstream detect-bench`: drift-detection quality against the simulator's ground truth.
+
+For each seed a fleet is generated (:func:`edge_sim.fleetgen.generate_fleet_document`, its own
+fleet seed so the instrument mix varies), simulated over a window (:class:`FleetSimulator`) and
+fed straight into :meth:`FleetProcessor.process` -- the same `step` the pipeline runs -- with no
+MQTT and no storage. Every simulated message goes through :class:`ingest.admission.Admission`
+first, so readings reported in an alternative unit are converted exactly as ingest converts them.
+The simulator publishes one message per gateway and publish interval (an hour), each processed
+as one batch, so each instrument's readings reach `step` in the same order as in the pipeline and
+peers of a group (same gateway, same reporting times) find each other in the batch. When an
+instrument shows its first drift flag or first predicted out-of-tolerance date after a batch, its
+readings of that batch are replayed through `step` (pure) from its state before the batch, to
+find exactly which reading raised it (`step.py` is not changed for the bench).
+
+What is scored (only instruments with a reference; see :mod:`calstream.scoring`):
+
+- detection before true out of tolerance: first flag (DRIFTING, AT_RISK or OUT_OF_TOLERANCE)
+  no later than ``true_oot_at``, among drifts whose true error leaves tolerance in the window;
+  step shifts that jump straight out of tolerance are counted apart;
+- delay from drift onset to the first flag, and the warning lead before the true OOT time;
+- false alarms on stable instruments: flagged instruments per stable instrument-year, and the
+  fraction of stable instruments flagged;
+- the first predicted out-of-tolerance date of each drift that leaves tolerance:
+  ``|predicted - true_oot| / (true_oot - made_at)``, the error relative to the time that was left
+  when the first prediction was made.
+
+The per-seed work (:func:`run_seed`) and the scoring (:func:`outcomes_of`, :func:`score`) are
+pure functions of their arguments.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+from edge_sim.behaviour import Behaviour
+from edge_sim.fleetgen import generate_fleet_document
+from edge_sim.simulator import FleetSimulator
+from edge_sim.truth import GroundTruth
+from ingest.admission import Admission, AdmissionPolicy
+from metrology.fleet import load_fleet
+from metrology.health import DRIFT_CONDITIONS
+from metrology.instrument import ReferenceKind
+from metrology.timebase import SECONDS_PER_DAY
+from metrology.wire import DecodedMessage, readings_topic
+from stream_processors.policy import ProcessingPolicy
+from stream_processors.runner import FleetProcessor
+from stream_processors.state import InstrumentState
+from stream_processors.step import step
+
+DETECT_BENCH_AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
+"""End of every simulated window (the fleets' ``as_of``)."""
+FLEET_SEED_OFFSET = 1000
+"""Fleet seed = simulation seed + this: each seed scores a different instrument mix."""
+DAYS_PER_YEAR = 365.25
+
+DEFAULT_SEEDS = 20
+DEFAULT_INSTRUMENTS = 60
+DEFAULT_SIM_DAYS = 365.0
+
+TARGET_DETECTION_RATE = 0.95
+"""Issue target: at least 95 % of drifts leaving tolerance flagged before they do."""
+TARGET_FALSE_ALARMS = 0.01
+"""Issue target: at most 1 % false alarms (per stable instrument-year, and share flagged)."""
+TARGET_DATE_ERROR = 0.10
+"""Issue target: median error of the first predicted OOT date <= 10 % of the time then left."""
+
+KINDS: tuple[Behaviour, ...] = (
+    Behaviour.LINEAR_DRIFT,
+    Behaviour.RANDOM_WALK_DRIFT,
+    Behaviour.STEP_SHIFT,
+)
+ALL = "all"
+
+
+# --- one seed -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SeedCase:
+    """One benchmark run: a generated fleet simulated over a window ending at ``as_of``."""
+
+    seed: int
+    instruments: int = DEFAULT_INSTRUMENTS
+    sim_days: float = DEFAULT_SIM_DAYS
+    fleet_seed: int | None = None
+    """Seed of the generated fleet; default ``seed + FLEET_SEED_OFFSET``."""
+    as_of: datetime = DETECT_BENCH_AS_OF
+
+    @property
+    def fleet_seed_used(self) -> int:
+        return self.seed + FLEET_SEED_OFFSET if self.fleet_seed is None else self.fleet_seed
+
+
+@dataclass(frozen=True, slots=True)
+class FirstFlag:
+    """When an instrument was first flagged for drift, and by what."""
+
+    at: float
+    cause: str
+    """The most severe drift condition then held: OUT_OF_TOLERANCE, AT_RISK, or
+    DRIFTING/<detector> (CUSUM or EWMA)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FirstPrediction:
+    """The first predicted out-of-tolerance date of an instrument, and when it was made."""
+
+    made_at: float
+    predicted_oot_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SeedRun:
+    """What one seed produced: the truth and the first flag and prediction of each instrument."""
+
+    case: SeedCase
+    truth: GroundTruth
+    first_flags: dict[str, FirstFlag]
+    first_predictions: dict[str, FirstPrediction]
+    readings: int
+    rejected: int
+    failed: int
+    elapsed_s: float
+
+
+def _flag_cause(state: InstrumentState) -> str:
+    for condition in state.conditions:  # most severe first
+        if condition in DRIFT_CONDITIONS:
+            if condition.name == "DRIFTING":
+                return f"DRIFTING/{state.tracking.drift_detector or '?'}"
+            return condition.name
+    return "?"
+
+
+def run_seed(
+    case: SeedCase,
+    policy: ProcessingPolicy | None = None,
+    on_day: Callable[[float], None] | None = None,
+) -> SeedRun:
+    """Simulate ``case`` and run every reading through admission and the fleet processor.
+
+    ``on_day(days)`` is called as simulated days complete (progress only).
+    """
+    started = time.perf_counter()
+    fleet = load_fleet(generate_fleet_document(case.instruments, case.fleet_seed_used, case.as_of))
+    end = case.as_of.timestamp()
+    start = end - case.sim_days * SECONDS_PER_DAY
+    # One message per gateway and publish interval: batch_size never cuts an instant in two.
+    simulator = FleetSimulator(fleet, seed=case.seed, start=start, end=end, batch_size=10**9)
+    admission = Admission(
+        fleet.instruments, AdmissionPolicy(max_age_days=max(3650.0, case.sim_days + 1.0))
+    )
+    processor = FleetProcessor(fleet, policy or ProcessingPolicy())
+    states = processor.states
+    first_flags: dict[str, FirstFlag] = {}
+    first_predictions: dict[str, FirstPrediction] = {}
+    readings = rejected = failed = 0
+    next_day = start + SECONDS_PER_DAY
+    contexts = processor.contexts
+    for tenant, site, gateway, batch in simulator:
+        message = DecodedMessage(readings_topic(tenant, site, gateway), batch, [])
+        admitted, rejections = admission.admit(message, batch[-1].ts)
+        readings += len(batch)
+        rejected += len(rejections)
+        before = dict(states)
+        output = processor.process(admitted)
+        failed += len(output.failed)
+        for instrument_id in output.touched:
+            state = states[instrument_id]
+            flag_news = state.first_drift_at is not None and instrument_id not in first_flags
+            prediction_news = (
+                state.tracking.predicted_oot_at is not None
+                and instrument_id not in first_predictions
+            )
+            if not (flag_news or prediction_news):
+                continue
+            # `step` is pure: replay this instrument's readings of the batch (as the processor
+            # completed them, peer references included) to find the reading that did it.
+            replayed = before[instrument_id]
+            context = contexts[instrument_id]
+            for reading, _ in output.assessed:
+                if reading.instrument_id != instrument_id:
+                    continue
+                replayed, _, _ = step(replayed, reading, context)
+                if flag_news and replayed.first_drift_at is not None:
+                    first_flags[instrument_id] = FirstFlag(
+                        replayed.first_drift_at, _flag_cause(replayed)
+                    )
+                    flag_news = False
+                predicted = replayed.tracking.predicted_oot_at
+                if prediction_news and predicted is not None:
+                    first_predictions[instrument_id] = FirstPrediction(reading.ts, predicted)
+                    prediction_news = False
+                if not (flag_news or prediction_news):
+                    break
+            if flag_news and state.first_drift_at is not None:  # not expected: replay is exact
+                first_flags[instrument_id] = FirstFlag(state.first_drift_at, _flag_cause(state))
+            if prediction_news and state.tracking.predicted_oot_at is not None:
+                first_predictions[instrument_id] = FirstPrediction(
+                    state.last_reading_at or batch[-1].ts, state.tracking.predicted_oot_at
+                )
+        if on_day is not None and batch[-1].ts >= next_day:
+            days = math.floor((batch[-1].ts - start) / SECONDS_PER_DAY)
+            on_day(float(days))
+            next_day = start + (days + 1) * SECONDS_PER_DAY
+    if on_day is not None:
+        on_day(case.sim_days)
+    return SeedRun(
+        case=case,
+        truth=simulator.truth,
+        first_flags=first_flags,
+        first_predictions=first_predictions,
+        readings=readings,
+        rejected=rejected,
+        failed=failed,
+        elapsed_s=time.perf_counter() - started,
+    )
+
+
+# --- scoring --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentOutcome:
+    """One instrument of one seed: what really happened beside what the processor said."""
+
+    seed: int
+    instrument_id: str
+    behaviour: Behaviour
+    reference_kind: str
+    window_days: float
+    onset_at: float | None
+    true_oot_at: float | None
+    flagged_at: float | None
+    flag_cause: str | None
+    predicted_at: float | None
+    """When the first predicted OOT date was made."""
+    predicted_oot_at: float | None
+
+    @property
+    def observable(self) -> bool:
+        return self.reference_kind != ReferenceKind.NONE.value
+
+    @property
+    def instant_shift(self) -> bool:
+        """A step shift that jumps straight out of tolerance: no warning can precede it."""
+        return self.behaviour is Behaviour.STEP_SHIFT and self.true_oot_at is not None
+
+
+def outcomes_of(
+    truth: GroundTruth,
+    first_flags: Mapping[str, FirstFlag | float | None],
+    first_predictions: Mapping[str, FirstPrediction] | None = None,
+    seed: int | None = None,
+) -> list[InstrumentOutcome]:
+    """Join the truth with the first flag (time or :class:`FirstFlag`) and first prediction."""
+    predictions = first_predictions or {}
+    window_days = (truth.end - truth.start) / SECONDS_PER_DAY
+    outcomes = []
+    for instrument in truth.instruments.values():
+        flag = first_flags.get(instrument.instrument_id)
+        if isinstance(flag, FirstFlag):
+            flagged_at, cause = flag.at, flag.cause
+        else:
+            flagged_at, cause = flag, None if flag is None else "?"
+        prediction = predictions.get(instrument.instrument_id)
+        outcomes.append(
+            InstrumentOutcome(
+                seed=truth.seed if seed is None else seed,
+                instrument_id=instrument.instrument_id,
+                behaviour=instrument.behaviour,
+                reference_kind=instrument.reference_kind,
+                window_days=window_days,
+                onset_at=instrument.onset_at,
+                true_oot_at=instrument.true_oot_at,
+                flagged_at=flagged_at,
+                flag_cause=cause,
+                predicted_at=None if prediction is None else prediction.made_at,
+                predicted_oot_at=None if prediction is None else prediction.predicted_oot_at,
+            )
+        )
+    return outcomes
+
+
+def quantile(values: Sequence[float], q: float) -> float | None:
+    """The ``q`` quantile with linear interpolation between order statistics (numpy's default)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@dataclass(frozen=True, slots=True)
+class KindScore:
+    """Detection and prediction figures for one drift kind (or all of them)."""
+
+    kind: str
+    drifts: int
+    """Drifts of this kind with a reference (instant step shifts excluded)."""
+    leaving_tolerance: int
+    """Of those, drifts whose true error leaves tolerance in the window: the scored ones."""
+    detected_before_oot: int
+    detected_late: int
+    missed: int
+    within_tolerance: int
+    within_tolerance_flagged: int
+    flagged_before_onset: int
+    """Flagged before the drift even began: really a false alarm (counted as detected)."""
+    delay_days_median: float | None
+    """Drift onset to first flag, over every flagged drift flagged after its onset."""
+    delay_days_p90: float | None
+    lead_days_median: float | None
+    """First flag to true OOT, over the drifts detected before OOT."""
+    lead_days_p90: float | None
+    predicted_before_oot: int
+    """Scored drifts whose first predicted OOT date was made before the true OOT."""
+    predicted_after_oot: int
+    never_predicted: int
+    date_error_median: float | None
+    """|predicted - true OOT| / (true OOT - time of the first prediction)."""
+    date_error_p90: float | None
+    date_bias_median: float | None
+    """Signed (predicted - true OOT) / time left: negative means predicted too early."""
+    first_flag_causes: dict[str, int] = field(default_factory=dict)
+    """What raised the first flag of the scored drifts."""
+
+    @property
+    def detection_rate(self) -> float | None:
+        if not self.leaving_tolerance:
+            return None
+        return self.detected_before_oot / self.leaving_tolerance
+
+    @property
+    def within_tolerance_flagged_rate(self) -> float | None:
+        if not self.within_tolerance:
+            return None
+        return self.within_tolerance_flagged / self.within_tolerance
+
+    def as_dict(self) -> dict[str, object]:
+        document = asdict(self)
+        document["detection_rate"] = self.detection_rate
+        document["within_tolerance_flagged_rate"] = self.within_tolerance_flagged_rate
+        return document
+
+
+def _kind_score(kind: str, drifts: list[InstrumentOutcome]) -> KindScore:
+    before = late = missed = within = within_flagged = before_onset = 0
+    delays: list[float] = []
+    leads: list[float] = []
+    errors: list[float] = []
+    biases: list[float] = []
+    predicted_after = never_predicted = 0
+    causes: Counter[str] = Counter()
+    scored = 0
+    for o in drifts:
+        flagged = o.flagged_at
+        if flagged is not None and o.onset_at is not None:
+            if flagged < o.onset_at:
+                before_onset += 1
+            else:
+                delays.append((flagged - o.onset_at) / SECONDS_PER_DAY)
+        if o.true_oot_at is None:
+            within += 1
+            within_flagged += flagged is not None
+            continue
+        scored += 1
+        if flagged is None:
+            missed += 1
+        elif flagged <= o.true_oot_at:
+            before += 1
+            leads.append((o.true_oot_at - flagged) / SECONDS_PER_DAY)
+        else:
+            late += 1
+        if o.flag_cause is not None:
+            causes[o.flag_cause] += 1
+        if o.predicted_at is None or o.predicted_oot_at is None:
+            never_predicted += 1
+        elif o.predicted_at < o.true_oot_at:
+            left = o.true_oot_at - o.predicted_at
+            signed = (o.predicted_oot_at - o.true_oot_at) / left
+            errors.append(abs(signed))
+            biases.append(signed)
+        else:
+            predicted_after += 1
+    return KindScore(
+        kind=kind,
+        drifts=len(drifts),
+        leaving_tolerance=scored,
+        detected_before_oot=before,
+        detected_late=late,
+        missed=missed,
+        within_tolerance=within,
+        within_tolerance_flagged=within_flagged,
+        flagged_before_onset=before_onset,
+        delay_days_median=quantile(delays, 0.5),
+        delay_days_p90=quantile(delays, 0.9),
+        lead_days_median=quantile(leads, 0.5),
+        lead_days_p90=quantile(leads, 0.9),
+        predicted_before_oot=len(errors),
+        predicted_after_oot=predicted_after,
+        never_predicted=never_predicted,
+        date_error_median=quantile(errors, 0.5),
+        date_error_p90=quantile(errors, 0.9),
+        date_bias_median=quantile(biases, 0.5),
+        first_flag_causes=dict(causes.most_common()),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BenchScore:
+    """Every figure of the benchmark, over all seeds."""
+
+    kinds: dict[str, KindScore]
+    """Per drift kind (``linear_drift``, ``random_walk_drift``, ``step_shift`` within
+    tolerance) and ``all``."""
+    instant_shifts: int
+    instant_shifts_flagged: int
+    unobservable_drifts: int
+    """Drifting instruments without any reference (UNVERIFIED by design, not scored)."""
+    stable_instruments: int
+    stable_flagged: int
+    stable_instrument_years: float
+    stable_predicted: int
+    """Stable instruments that got a predicted OOT date at some point."""
+    false_alarm_causes: dict[str, int]
+    """What first flagged the stable instruments that were flagged."""
+    false_alarms_by_reference: dict[str, list[int]]
+    """Per reference kind: [stable instruments flagged, stable instruments]."""
+
+    @property
+    def false_alarms_per_instrument_year(self) -> float | None:
+        if not self.stable_instrument_years:
+            return None
+        return self.stable_flagged / self.stable_instrument_years
+
+    @property
+    def stable_flagged_fraction(self) -> float | None:
+        return self.stable_flagged / self.stable_instruments if self.stable_instruments else None
+
+    def targets(self) -> dict[str, dict[str, object]]:
+        """The issue's targets beside the measured figures."""
+        overall = self.kinds[ALL]
+        rows: list[tuple[str, float | None, str, bool | None]] = []
+        rate = overall.detection_rate
+        rows.append(
+            (
+                "detection_rate_before_oot",
+                rate,
+                f">= {TARGET_DETECTION_RATE:.0%}",
+                None if rate is None else rate >= TARGET_DETECTION_RATE,
+            )
+        )
+        per_year = self.false_alarms_per_instrument_year
+        rows.append(
+            (
+                "false_alarms_per_instrument_year",
+                per_year,
+                f"<= {TARGET_FALSE_ALARMS:.0%}",
+                None if per_year is None else per_year <= TARGET_FALSE_ALARMS,
+            )
+        )
+        fraction = self.stable_flagged_fraction
+        rows.append(
+            (
+                "stable_flagged_fraction",
+                fraction,
+                f"<= {TARGET_FALSE_ALARMS:.0%}",
+                None if fraction is None else fraction <= TARGET_FALSE_ALARMS,
+            )
+        )
+        error = overall.date_error_median
+        rows.append(
+            (
+                "date_error_median",
+                error,
+                f"<= {TARGET_DATE_ERROR:.0%} of the time left",
+                None if error is None else error <= TARGET_DATE_ERROR,
+            )
+        )
+        return {name: {"value": v, "target": t, "met": m} for name, v, t, m in rows}
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "kinds": {name: k.as_dict() for name, k in self.kinds.items()},
+            "instant_shifts": self.instant_shifts,
+            "instant_shifts_flagged": self.instant_shifts_flagged,
+            "unobservable_drifts": self.unobservable_drifts,
+            "stable_instruments": self.stable_instruments,
+            "stable_flagged": self.stable_flagged,
+            "stable_instrument_years": self.stable_instrument_years,
+            "false_alarms_per_instrument_year": self.false_alarms_per_instrument_year,
+            "stable_flagged_fraction": self.stable_flagged_fraction,
+            "stable_predicted": self.stable_predicted,
+            "false_alarm_causes": self.false_alarm_causes,
+            "false_alarms_by_reference": self.false_alarms_by_reference,
+            "targets": self.targets(),
+        }
+
+
+def score(outcomes: Iterable[InstrumentOutcome]) -> BenchScore:
+    """Score the outcomes of any number of seeds (only instruments with a reference count)."""
+    by_kind: dict[str, list[InstrumentOutcome]] = {k.value: [] for k in KINDS}
+    instant = instant_flagged = unobservable = 0
+    stable = stable_flagged = stable_predicted = 0
+    stable_years = 0.0
+    causes: Counter[str] = Counter()
+    by_reference: dict[str, list[int]] = {}
+    for o in outcomes:
+        if o.behaviour is Behaviour.STABLE:
+            if not o.observable:
+                continue
+            stable += 1
+            stable_years += o.window_days / DAYS_PER_YEAR
+            counts = by_reference.setdefault(o.reference_kind, [0, 0])
+            counts[1] += 1
+            if o.flagged_at is not None:
+                stable_flagged += 1
+                counts[0] += 1
+                causes[o.flag_cause or "?"] += 1
+            stable_predicted += o.predicted_oot_at is not None
+            continue
+        if not o.behaviour.drifts:
+            continue  # stuck values and dropouts are data-quality faults
+        if not o.observable:
+            unobservable += 1
+            continue
+        if o.instant_shift:
+            instant += 1
+            instant_flagged += o.flagged_at is not None
+            continue
+        by_kind[o.behaviour.value].append(o)
+    kinds = {name: _kind_score(name, drifts) for name, drifts in by_kind.items()}
+    kinds[ALL] = _kind_score(ALL, [o for drifts in by_kind.values() for o in drifts])
+    return BenchScore(
+        kinds=kinds,
+        instant_shifts=instant,
+        instant_shifts_flagged=instant_flagged,
+        unobservable_drifts=unobservable,
+        stable_instruments=stable,
+        stable_flagged=stable_flagged,
+        stable_instrument_years=stable_years,
+        stable_predicted=stable_predicted,
+        false_alarm_causes=dict(causes.most_common()),
+        false_alarms_by_reference=dict(sorted(by_reference.items())),
+    )
+
+
+# --- many seeds -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DetectBenchResult:
+    cases: list[SeedCase]
+    outcomes: list[InstrumentOutcome]
+    score: BenchScore
+    readings: int
+    rejected: int
+    failed: int
+    elapsed_s: float
+    seed_cpu_s: float
+    """Sum of the per-seed run times (more than ``elapsed_s`` with several workers)."""
+    workers: int
+
+    def as_document(self) -> dict[str, object]:
+        first = self.cases[0] if self.cases else SeedCase(0)
+        return {
+            "seeds": [c.seed for c in self.cases],
+            "fleet_seeds": [c.fleet_seed_used for c in self.cases],
+            "instruments": first.instruments,
+            "sim_days": first.sim_days,
+            "as_of": first.as_of.isoformat(),
+            "readings": self.readings,
+            "rejected": self.rejected,
+            "failed": self.failed,
+            "elapsed_s": self.elapsed_s,
+            "seed_cpu_s": self.seed_cpu_s,
+            "workers": self.workers,
+            "cpu_count": os.cpu_count(),
+            **self.score.as_dict(),
+        }
+
+
+def _run_seed_task(case: SeedCase, policy: ProcessingPolicy | None) -> SeedRun:
+    return run_seed(case, policy)
+
+
+def run_detect_bench(
+    cases: Sequence[SeedCase],
+    policy: ProcessingPolicy | None = None,
+    workers: int = 1,
+    on_progress: Callable[[float], None] | None = None,
+) -> DetectBenchResult:
+    """Run every case (in ``workers`` processes when more than one) and score them together.
+
+    ``on_progress(days)`` receives simulated days completed so far (summed over seeds).
+    """
+    started = time.perf_counter()
+    runs: list[SeedRun] = []
+    if workers <= 1 or len(cases) <= 1:
+        done = 0.0
+        for case in cases:
+
+            def day(days: float, base: float = done) -> None:
+                if on_progress is not None:
+                    on_progress(base + days)
+
+            runs.append(run_seed(case, policy, day))
+            done += case.sim_days
+    else:
+        # spawn: the parent may run a progress thread, and a forked child would inherit its locks
+        context = multiprocessing.get_context("spawn")
+        done = 0.0
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = [pool.submit(_run_seed_task, case, policy) for case in cases]
+            for future in as_completed(futures):
+                run = future.result()
+                runs.append(run)
+                done += run.case.sim_days
+                if on_progress is not None:
+                    on_progress(done)
+        runs.sort(key=lambda r: cases.index(r.case))
+    outcomes = [
+        o
+        for run in runs
+        for o in outcomes_of(run.truth, run.first_flags, run.first_predictions, run.case.seed)
+    ]
+    return DetectBenchResult(
+        cases=list(cases),
+        outcomes=outcomes,
+        score=score(outcomes),
+        readings=sum(r.readings for r in runs),
+        rejected=sum(r.rejected for r in runs),
+        failed=sum(r.failed for r in runs),
+        elapsed_s=time.perf_counter() - started,
+        seed_cpu_s=sum(r.elapsed_s for r in runs),
+        workers=max(1, min(workers, len(cases))),
+    )
+
+
+def seed_cases(
+    seeds: int, instruments: int, sim_days: float, first_seed: int = 1
+) -> list[SeedCase]:
+    """``seeds`` cases with simulation seeds ``first_seed, first_seed + 1, ...``."""
+    return [
+        SeedCase(seed=s, instruments=instruments, sim_days=sim_days)
+        for s in range(first_seed, first_seed + seeds)
+    ]
