@@ -36,9 +36,11 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from multiprocessing.queues import Queue
+from queue import Empty
 
 from edge_sim.behaviour import Behaviour
 from edge_sim.fleetgen import generate_fleet_document
@@ -591,8 +593,23 @@ class DetectBenchResult:
         }
 
 
+_progress_queue: Queue[tuple[int, float]] | None = None
+"""In a worker process: where simulated days completed are reported (set by the initializer)."""
+
+
+def _init_worker(queue: Queue[tuple[int, float]]) -> None:
+    global _progress_queue
+    _progress_queue = queue
+
+
 def _run_seed_task(case: SeedCase, policy: ProcessingPolicy | None) -> SeedRun:
-    return run_seed(case, policy)
+    queue = _progress_queue
+
+    def day(days: float) -> None:
+        if queue is not None:
+            queue.put((case.seed, days))
+
+    return run_seed(case, policy, day)
 
 
 def run_detect_bench(
@@ -603,11 +620,12 @@ def run_detect_bench(
 ) -> DetectBenchResult:
     """Run every case (in ``workers`` processes when more than one) and score them together.
 
-    ``on_progress(days)`` receives simulated days completed so far (summed over seeds).
+    ``on_progress(days)`` receives the simulated days completed so far, summed over the seeds.
     """
     started = time.perf_counter()
     runs: list[SeedRun] = []
-    if workers <= 1 or len(cases) <= 1:
+    workers = max(1, min(workers, len(cases)))
+    if workers == 1:
         done = 0.0
         for case in cases:
 
@@ -618,17 +636,28 @@ def run_detect_bench(
             runs.append(run_seed(case, policy, day))
             done += case.sim_days
     else:
-        # spawn: the parent may run a progress thread, and a forked child would inherit its locks
+        # spawn: the parent runs a progress thread, and a forked child would inherit its locks
         context = multiprocessing.get_context("spawn")
-        done = 0.0
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = [pool.submit(_run_seed_task, case, policy) for case in cases]
-            for future in as_completed(futures):
-                run = future.result()
-                runs.append(run)
-                done += run.case.sim_days
+        queue: Queue[tuple[int, float]] = context.Queue()
+        days_done: dict[int, float] = {}
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(queue,)
+        ) as pool:
+            pending = {pool.submit(_run_seed_task, case, policy) for case in cases}
+            while pending:
+                finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    run = future.result()
+                    runs.append(run)
+                    days_done[run.case.seed] = run.case.sim_days
+                while True:
+                    try:
+                        seed, days = queue.get_nowait()
+                    except Empty:
+                        break
+                    days_done[seed] = max(days_done.get(seed, 0.0), days)
                 if on_progress is not None:
-                    on_progress(done)
+                    on_progress(sum(days_done.values()))
         runs.sort(key=lambda r: cases.index(r.case))
     outcomes = [
         o
@@ -644,7 +673,7 @@ def run_detect_bench(
         failed=sum(r.failed for r in runs),
         elapsed_s=time.perf_counter() - started,
         seed_cpu_s=sum(r.elapsed_s for r in runs),
-        workers=max(1, min(workers, len(cases))),
+        workers=workers,
     )
 
 

@@ -43,6 +43,10 @@ COVERAGE_FACTOR = 2.0
 """k used to expand u(e) for the conformity decision (about 95 % for a normal distribution)."""
 
 
+_NO_DRIFT_NUMBERS = (None,) * 6
+"""Residual, its uncertainty, EWMA, CUSUM high and low, drift rate: none for a late reading."""
+
+
 @dataclass(frozen=True, slots=True)
 class InstrumentContext:
     """What `step` needs to know about an instrument besides its state."""
@@ -67,20 +71,9 @@ def step(
     if state.last_reading_at is not None and ts <= state.last_reading_at:
         # A late reading is corrected and stored, but detectors only move forward in time.
         assessment = Assessment(
-            reading.instrument_id,
-            ts,
-            reading.seq,
-            corrected,
-            certificate,
-            reading.reference,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            state.status or Status.OK,
-        )
+            reading.instrument_id, ts, reading.seq, corrected, certificate, reading.reference,
+            *_NO_DRIFT_NUMBERS, state.status or Status.OK,
+        )  # fmt: skip
         return state._replace(readings=state.readings + 1), assessment, None
 
     tracking = state.tracking
@@ -313,16 +306,8 @@ def _health(
     return health
 
 
-_FLAGGED_CONDITIONS = (
-    Status.OUT_OF_TOLERANCE,
-    Status.OFFLINE,
-    Status.CAL_OVERDUE,
-    Status.AT_RISK,
-    Status.DRIFTING,
-    Status.CAL_DUE_SOON,
-    Status.UNVERIFIED,
-)
-assert tuple(s for s in SEVERITY if s is not Status.OK) == _FLAGGED_CONDITIONS
+_FLAGGED_CONDITIONS = tuple(s for s in SEVERITY if s is not Status.OK)
+"""The conditions in the order of ``_health``'s key: most severe first."""
 
 
 def is_offline(
