@@ -13,6 +13,7 @@ from rich.console import Console, Group
 from rich.live import Live
 
 from calstream.settings import Settings
+from ingest.errors import BrokerUnavailable
 from metrology.errors import MetrologyError
 
 app = typer.Typer(
@@ -135,6 +136,37 @@ def demo(
     console.print(f"Fleet health stays in the store: [bold]calstream status --db {result.db}[/]")
     if json_output:
         sys.stdout.write(json.dumps(summary, sort_keys=False) + "\n")
+
+
+@app.command()
+def run(
+    report_every: Annotated[
+        float,
+        typer.Option("--report-every", min=0.5, help="Seconds between progress lines in the log."),
+    ] = 10.0,
+) -> None:
+    """Run the pipeline as a service: broker -> processing -> store, until SIGTERM or Ctrl-C.
+
+    Configure with CALSTREAM_* variables or CALSTREAM_CONFIG (see README): CALSTREAM_BROKER,
+    CALSTREAM_FLEET, CALSTREAM_DB. Without a broker, an embedded one listens on 127.0.0.1:1883.
+    """
+    from calstream.service import Service
+
+    settings = _settings()
+    if settings.log_level.upper() == "WARNING":
+        logging.getLogger("calstream").setLevel(logging.INFO)
+    try:
+        service = Service(settings)
+    except (MetrologyError, OSError) as exc:
+        _fail(str(exc))
+    try:
+        report = service.run(report_every_s=report_every)
+    except BrokerUnavailable as exc:
+        _fail(f"{exc}; check CALSTREAM_BROKER")
+    Console(stderr=True).print(
+        f"stopped after {report.uptime_s:.0f} s: received {report.received}, stored "
+        f"{report.stored}, rejected {report.rejected}, alerts {report.alerts}"
+    )
 
 
 @app.command()
@@ -293,7 +325,6 @@ def bench(
         sys.stdout.write(json.dumps(as_document(results)) + "\n")
 
 
-
 @app.command("detect-bench")
 def detect_bench(
     seeds: Annotated[
@@ -329,8 +360,7 @@ def detect_bench(
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from calstream.detection_bench import run_detect_bench, seed_cases
-    from calstream.detection_views import detect_bench_tables
+    from calstream.detection_bench import detect_bench_tables, run_detect_bench, seed_cases
     from calstream.wiring import policy_for
 
     settings = _settings()
