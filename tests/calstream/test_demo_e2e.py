@@ -98,16 +98,31 @@ def test_demo_through_mosquitto_publishes_every_alert_on_its_tenants_topic(
     mosquitto: LocalMosquitto, tmp_path: Path
 ) -> None:
     received: list[tuple[str, dict]] = []
-    listener = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="alerts-test")
+    listener = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2, client_id="alerts-test"
+    )
     listener.on_message = lambda _c, _u, m: received.append((m.topic, json.loads(m.payload)))
     listener.connect(mosquitto.host, mosquitto.port)
     listener.subscribe("calstream/v1/+/alerts", qos=1)
     listener.loop_start()
     time.sleep(0.3)
-    result = CliRunner().invoke(app, [
-        "demo", "--duration", "3", "--sim-days", "30", "--seed", "2", "--broker", mosquitto.url,
-        "--db", str(tmp_path / "demo.sqlite"), "--json",
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "demo",
+            "--duration",
+            "3",
+            "--sim-days",
+            "30",
+            "--seed",
+            "2",
+            "--broker",
+            mosquitto.url,
+            "--db",
+            str(tmp_path / "demo.sqlite"),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     deadline = time.monotonic() + 10

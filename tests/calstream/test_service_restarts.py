@@ -57,9 +57,13 @@ class Run:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "calstream", "run", "--report-every", "1"],
-                env=self.env, stdout=log, stderr=log,
+                env=self.env,
+                stdout=log,
+                stderr=log,
             )
-        assert wait_for(lambda: b"calstream running" in self.log.read_bytes(), 30), self.log.read_text()
+        assert wait_for(lambda: b"calstream running" in self.log.read_bytes(), 30), (
+            self.log.read_text()
+        )
 
     def signal(self, signum: int) -> int:
         assert self.process is not None
