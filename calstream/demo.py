@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from calstream.embedded_broker import EmbeddedBroker
+from calstream.observability import ObservabilityServer, serve
 from calstream.pipeline import Pipeline
 from calstream.scoring import DetectionScore, score_detection
 from calstream.settings import Settings, broker_address, example_fleet_path
@@ -153,6 +154,7 @@ class Demo:
         self.processor: FleetProcessor | None = None
         self.pipeline: Pipeline | None = None
         self.truth: GroundTruth | None = None
+        self.endpoints: ObservabilityServer | None = None
 
     def run(
         self, on_tick: Callable[[Demo], None] | None = None, tick_s: float = 0.25
@@ -200,6 +202,12 @@ class Demo:
             subscriber, admission_for(self.fleet, self.settings), self.processor, store
         )
         pipeline.start()
+        settings = self.settings
+        self.endpoints = (
+            serve(pipeline, settings.metrics_host, settings.metrics_port)
+            if settings.metrics_port
+            else None
+        )
         simulator = FleetSimulator(
             self.fleet,
             seed=options.seed,
@@ -235,6 +243,8 @@ class Demo:
                 if on_tick:
                     on_tick(self)
         finally:
+            if self.endpoints is not None:
+                self.endpoints.stop()
             pipeline.stop()
             publisher.close()
             if pipeline.error is None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from tenacity import Retrying, retry_if_exception_type, wait_random_exponential
 
+from calstream.observability import PipelineMetrics
 from ingest.admission import Admission
 from ingest.subscriber import DurableSubscriber, InboundMessage
 from metrology.assessment import HealthSnapshot, StatusChange
@@ -124,6 +125,8 @@ class Pipeline:
             maxsize=2
         )
         self.error: BaseException | None = None
+        self.metrics = PipelineMetrics()
+        self.metrics.watch(self)
 
     def process(self, messages: list[InboundMessage]) -> StoreBatch:
         """Decode, admit and process messages; returns what must be written (pure of I/O)."""
@@ -242,6 +245,8 @@ class Pipeline:
         started = time.perf_counter()
         result = self._write_until_durable(batch)
         stored = time.perf_counter()
+        self.metrics.store_write_seconds.observe(stored - started)
+        self.metrics.received_to_stored_seconds.observe(time.time() - messages[0].received_at)
         self.subscriber.ack(messages)
         self._publish_alerts(batch.changes)
         counters.ack_s += time.perf_counter() - stored
@@ -273,6 +278,15 @@ class Pipeline:
         self.counters.alerts += len(changes)
 
     # --- thread lifecycle ---
+
+    @property
+    def write_backlog(self) -> int:
+        """Processed batches waiting for the writer thread."""
+        return self._writes.qsize()
+
+    def alive(self) -> bool:
+        """The processing thread runs and nothing has stopped it (liveness)."""
+        return self._thread is not None and self._thread.is_alive() and self.error is None
 
     def start(self, write_behind: bool = False) -> None:
         """Run in a background thread; ``write_behind`` writes on a second thread."""

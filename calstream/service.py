@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 from calstream.embedded_broker import EmbeddedBroker
+from calstream.observability import serve
 from calstream.pipeline import Pipeline
 from calstream.runtime import tune_garbage_collector
 from calstream.settings import Settings, broker_address
@@ -82,6 +83,13 @@ class Service:
         tune_garbage_collector()
         started = time.monotonic()
         pipeline.start()
+        endpoints = (
+            serve(pipeline, settings.metrics_host, settings.metrics_port)
+            if settings.metrics_port
+            else None
+        )
+        if endpoints is not None:
+            log.warning("metrics and health on %s/metrics, /healthz, /readyz", endpoints.url)
         log.warning(
             "calstream running: %d instruments, broker %s:%d, store %s",
             len(self.fleet.instruments),
@@ -103,6 +111,8 @@ class Service:
                     subscriber.backlog,
                 )
         finally:
+            if endpoints is not None:
+                endpoints.stop()
             pipeline.stop()
             if pipeline.error is None:
                 pipeline.final_sweep()

@@ -43,6 +43,14 @@ class Settings(BaseSettings):
     client_id: str = Field(
         default="calstream-pipeline", description="fixed MQTT client id (durable session)"
     )
+    embedded_broker_port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    """Port of the embedded broker `calstream run` starts when no broker is configured."""
+    metrics_host: str = Field(
+        default="127.0.0.1", description="address of /metrics, /healthz, /readyz"
+    )
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        default=9464, description="port of /metrics, /healthz, /readyz (0: off)"
+    )
     work_dir: Path = Path("calstream-work")
     db: Path | None = Field(
         default=None, description="SQLite store; default <work_dir>/calstream.sqlite"

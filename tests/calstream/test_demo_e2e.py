@@ -135,3 +135,67 @@ def test_demo_through_mosquitto_publishes_every_alert_on_its_tenants_topic(
     for topic, event in received:
         assert topic == f"calstream/v1/{event['tenant']}/alerts"
         assert event["status"] in set(Status) and event["reasons"]
+
+
+def test_metrics_and_health_answer_while_the_pipeline_runs(
+    mosquitto: LocalMosquitto, example_fleet, tmp_path: Path
+) -> None:
+    import urllib.request
+
+    from calstream.embedded_broker import free_port
+    from calstream.observability import serve
+    from calstream.pipeline import Pipeline
+    from calstream.settings import Settings
+    from calstream.wiring import admission_for, policy_for
+    from edge_sim.gateway import GatewayPublisher
+    from edge_sim.simulator import FleetSimulator
+    from ingest.subscriber import DurableSubscriber
+    from metrology.wire import READINGS_SUBSCRIPTION
+    from storage.sqlite_store import SqliteStore
+    from stream_processors.runner import FleetProcessor
+
+    settings = Settings()
+    store = SqliteStore(tmp_path / "store.sqlite")
+    store.register_fleet(example_fleet)
+    subscriber = DurableSubscriber(
+        mosquitto.host, mosquitto.port, client_id="metrics-test", topic=READINGS_SUBSCRIPTION
+    )
+    subscriber.start()
+    pipeline = Pipeline(
+        subscriber,
+        admission_for(example_fleet, settings),
+        FleetProcessor(example_fleet, policy_for(settings)),
+        store,
+    )
+    pipeline.start()
+    server = serve(pipeline, "127.0.0.1", free_port())
+    assert server is not None
+
+    def get(path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(server.url + path, timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    end = example_fleet.as_of or 0.0
+    publisher = GatewayPublisher(client_id="metrics-test-gateways")
+    publisher.connect(mosquitto.host, mosquitto.port)
+    publisher.publish_all(FleetSimulator(example_fleet, 9, end - 86_400.0 * 5, end))
+    assert publisher.flush(30)
+    deadline = time.monotonic() + 30
+    while pipeline.counters.stored < publisher.readings_acked and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert get("/healthz") == (200, "ok\n")
+    assert get("/readyz") == (200, "ok\n")
+    status, text = get("/metrics")
+    assert status == 200
+    assert f"calstream_readings_stored_total {float(publisher.readings_acked)}" in text
+    assert "calstream_store_write_seconds_count" in text
+    assert 'calstream_instruments{status="OK"}' in text
+    pipeline.stop()
+    assert get("/healthz")[0] == 503
+    server.stop()
+    publisher.close()
+    subscriber.stop()
+    store.close()
