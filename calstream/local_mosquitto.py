@@ -7,6 +7,7 @@ of 127.0.0.1, anonymous access, a temporary folder.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -50,9 +51,14 @@ def mosquitto_config(port: int, data_dir: Path) -> str:
         and not line.lstrip().startswith("#")
         and line.split()[0] not in _MACHINE_OWNED
     ]
+    # Started as root, mosquitto drops to the `mosquitto` user, which cannot enter a private
+    # temporary folder: it then cannot save sessions and queued messages ("Permission denied")
+    # and a crash loses them. This broker is local and throw-away: it keeps the caller's user.
+    user = ["user root"] if os.geteuid() == 0 else []
     return (
         "\n".join(
             [
+                *user,
                 f"listener {port} 127.0.0.1",
                 "allow_anonymous true",
                 f"persistence_location {data_dir}/",
