@@ -1,13 +1,13 @@
 """Write throughput of the embedded store: ``python -m storage.bench_sqlite``.
 
 Writes batches of readings (as the pipeline does: gateway by gateway, so timestamps interleave)
-of the bench fleet (``edge_sim.fleetgen``, the fleet ``calstream bench`` uses: realistic
-instrument and certificate ids) into a fresh file in a temporary folder, and prints the cost per
-reading (microseconds, commit included) and the rate, with ``synchronous=FULL`` and ``NORMAL``;
-with and without the latest-state upsert of every instrument touched. Values are full-precision
-floats (as measured values are; SQLite stores an integral REAL in fewer bytes, which would flatter
-the figures). By default half the readings carry a reference and so a residual with its drift
-statistics (``--residual-share``); the others are corrected values only.
+of a fleet shaped like ``calstream bench``'s (realistic instrument and certificate ids) into a
+fresh file in a temporary folder, and prints the cost per reading (microseconds, commit
+included) and the rate, with ``synchronous=FULL`` and ``NORMAL``; with and without the
+latest-state upsert of every instrument touched. Values are full-precision floats (as measured
+values are; SQLite stores an integral REAL in fewer bytes, which would flatter the figures). By
+default half the readings carry a reference and so a residual with its drift statistics
+(``--residual-share``); the others are corrected values only.
 
 Prints the wall-clock cost (includes waiting for fsync; the machine may be shared) and the
 CPU-time cost (what the store costs the pipeline's process), and the cost of building the row
@@ -23,10 +23,9 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from edge_sim.fleetgen import generate_fleet_document
 from metrology.assessment import Assessment, HealthSnapshot
 from metrology.fleet import Fleet, load_fleet
 from metrology.health import Status
@@ -38,7 +37,6 @@ from storage.sqlite_store import SqliteStore
 T0 = 1_790_000_000.0
 ROUND_S = 10.0
 """Every instrument reports once per round (one reading each per round and batch)."""
-BENCH_AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 
 _NUMBER_KEYS = (
     "residual",
@@ -67,8 +65,50 @@ _NUMBER_KEYS = (
 """About the numbers a stream processor attaches to a snapshot."""
 
 
-def bench_fleet(instruments: int, seed: int = 7) -> Fleet:
-    return load_fleet(generate_fleet_document(instruments, seed, BENCH_AS_OF))
+_SITES = (("acme", "north"), ("acme", "south"), ("nordfab", "oslo"), ("nordfab", "bergen"))
+_KINDS = (("TT", "temperature", "degC"), ("PT", "pressure", "bar"), ("FT", "flow", "m**3/h"))
+GATEWAYS_PER_SITE = 3
+
+
+def bench_fleet(instruments: int) -> Fleet:
+    """A fleet shaped like ``calstream bench``'s: 2 tenants x 2 sites x 3 gateways, ids such as
+    ``acme-north-PT-0042`` and certificates such as ``CLB-2025-0042`` (self-contained, so this
+    module depends on :mod:`metrology` only)."""
+    sites: dict[tuple[str, str], list[dict[str, Any]]] = {place: [] for place in _SITES}
+    for n in range(instruments):
+        tenant, site = _SITES[n % len(_SITES)]
+        code, measurand, unit = _KINDS[n // len(_SITES) % len(_KINDS)]
+        sites[(tenant, site)].append(
+            {
+                "id": f"{tenant}-{site}-{code}-{n:04d}",
+                "measurand": measurand,
+                "unit": unit,
+                "range": {"low": 0, "high": 200},
+                "tolerance": {"lower": -0.5, "upper": 0.5},
+                "period_s": ROUND_S,
+                "gateway": f"gw-{n // len(_SITES) % GATEWAYS_PER_SITE + 1:02d}",
+                "reference": {"kind": "check_standard"},
+                "calibrations": [
+                    {
+                        "certificate": f"CLB-2025-{n:04d}",
+                        "date": "2026-01-15T00:00:00Z",
+                        "correction": {"offset": 0.00084, "gain": 1.0000126},
+                        "expanded_uncertainty": 0.0048,
+                        "interval_days": 365,
+                    }
+                ],
+            }
+        )
+    tenants: dict[str, list[dict[str, Any]]] = {}
+    for (tenant, site), members in sites.items():
+        tenants.setdefault(tenant, []).append({"id": site, "instruments": members})
+    return load_fleet(
+        {
+            "fleet": "storage bench fleet",
+            "as_of": "2026-11-01T00:00:00Z",
+            "tenants": [{"id": t, "name": t, "sites": s} for t, s in tenants.items()],
+        }
+    )
 
 
 def make_batches(
@@ -95,22 +135,22 @@ def make_batches(
                     ts = T0 + r * ROUND_S + offsets[i]
                     value = rng.gauss(50.0, 20.0)
                     corrected = value * 1.0000126 + 0.00084
-                    reference = None
-                    numbers: tuple[float | None, ...] = (None,) * 7
+                    reference = u_residual = ewma = cusum_high = cusum_low = rate = None
+                    residual = None
                     if rng.random() < residual_share:
                         reference = value + rng.gauss(0.0, 0.01)
                         residual = corrected - reference
-                        numbers = (
-                            reference, residual, rng.uniform(0.001, 0.01), residual * 0.3,
-                            rng.choice((0.0, rng.uniform(0.0, 0.05))), 0.0, rng.gauss(0.0, 1e-4),
-                        )  # fmt: skip
+                        u_residual, ewma = rng.uniform(0.001, 0.01), residual * 0.3
+                        cusum_high = rng.choice((0.0, rng.uniform(0.0, 0.05)))
+                        cusum_low, rate = 0.0, rng.gauss(0.0, 1e-4)
                     reading = Reading(
                         spec.tenant, spec.site, spec.gateway, spec.instrument_id, ts, value,
                         spec.unit, r, reference, None if reference is None else 0.002,
                     )  # fmt: skip
                     assessment = Assessment(
-                        spec.instrument_id, ts, r, corrected, certificates[i], *numbers, Status.OK
-                    )
+                        spec.instrument_id, ts, r, corrected, certificates[i], reference, residual,
+                        u_residual, ewma, cusum_high, cusum_low, rate, Status.OK,
+                    )  # fmt: skip
                     readings.append((reading, assessment))
         result.append(StoreBatch(readings=readings, snapshots=_snapshots(readings)))
     return result

@@ -3,7 +3,8 @@
 ::
 
     StorageError             a store cannot be opened, written or read (path and cause given)
-    └── SchemaVersionError   the database was written by a newer calstream (refused, untouched)
+    └── SchemaVersionError   the database has another schema version, newer or older (refused,
+                             untouched)
 """
 
 

@@ -12,7 +12,9 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from metrology.calibration import Correction
 from metrology.fleet import Fleet
+from storage.errors import StorageError
 
 _UPSERT_TENANT = """
 INSERT INTO tenants (tenant_id, name, kind) VALUES (?, ?, ?)
@@ -76,22 +78,31 @@ def instrument_rows(fleet: Fleet) -> list[tuple[Any, ...]]:
 
 
 def calibration_rows(fleet: Fleet) -> list[tuple[Any, ...]]:
-    return [
-        (
-            record.instrument_id,
-            record.certificate_id,
-            record.calibrated_at,
-            record.correction.offset,
-            record.correction.gain,
-            record.expanded_uncertainty,
-            record.coverage_factor,
-            record.standard_uncertainty,
-            record.interval_days,
-            record.due_at,
-        )
-        for history in fleet.calibrations.values()
-        for record in history.records
-    ]
+    rows = []
+    for history in fleet.calibrations.values():
+        for record in history.records:
+            correction = record.correction
+            if not isinstance(correction, Correction):
+                # The registry has columns for a gain and offset only (not yet for curves).
+                raise StorageError(
+                    f"certificate {record.certificate_id} of {record.instrument_id}: cannot "
+                    f"register a {type(correction).__name__} (gain and offset corrections only)"
+                )
+            rows.append(
+                (
+                    record.instrument_id,
+                    record.certificate_id,
+                    record.calibrated_at,
+                    correction.offset,
+                    correction.gain,
+                    record.expanded_uncertainty,
+                    record.coverage_factor,
+                    record.standard_uncertainty,
+                    record.interval_days,
+                    record.due_at,
+                )
+            )
+    return rows
 
 
 def register_fleet(conn: sqlite3.Connection, fleet: Fleet) -> None:

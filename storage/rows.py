@@ -1,8 +1,10 @@
 """Domain values to SQL parameter tuples (and back), in the column order of :mod:`storage.schema`.
 
-The readings path is the hot one: a row is a slice of the :class:`Reading` tuple joined to a slice
-of the :class:`Assessment` tuple (both are named tuples), which is about three times faster than
-building the row from attributes.
+The readings path is the hot one: one narrow ``readings`` row per reading, plus a ``residuals``
+row for the readings that carry drift numbers (about half of them in a typical fleet). Rows are
+plain tuples of exact ``str``/``float``/``int``/``None``: :mod:`sqlite3` binds those directly,
+while a :class:`Status` member (a ``str`` subclass) would go through its adaptation lookups on
+every row, so the status is bound as its plain text.
 """
 
 from __future__ import annotations
@@ -18,15 +20,23 @@ from metrology.health import Status
 from metrology.reading import Reading
 from metrology.wire import DeadLetter, RejectReason
 
-# Reading[:8]  = tenant, site, gateway, instrument_id, ts, value, unit, seq
-# Assessment[3:] = corrected, certificate_id, reference, residual, u_residual, ewma,
-#                  cusum_high, cusum_low, drift_rate, status
+# The identity (instrument_id, ts, seq) comes from the Reading (Reading[3], [4], [7]);
+# value from Reading[5]; corrected, certificate_id from Assessment[3:5]; status Assessment[12].
 READING_COLUMNS = (
-    "tenant", "site", "gateway", "instrument_id", "ts", "value", "unit", "seq",
-    "corrected", "certificate_id", "reference", "residual", "u_residual", "ewma",
-    "cusum_high", "cusum_low", "drift_rate", "status",
+    "instrument_id", "ts", "seq", "value", "corrected", "certificate_id", "status",
 )  # fmt: skip
-assert Reading._fields[:8] + Assessment._fields[3:] == READING_COLUMNS
+# Assessment[5:12] = reference, residual, u_residual, ewma, cusum_high, cusum_low, drift_rate
+RESIDUAL_NUMBERS = Assessment._fields[5:12]
+RESIDUAL_COLUMNS = ("instrument_id", "ts", "seq", *RESIDUAL_NUMBERS)
+assert RESIDUAL_NUMBERS == (
+    "reference", "residual", "u_residual", "ewma", "cusum_high", "cusum_low", "drift_rate",
+)  # fmt: skip
+assert Reading._fields[3:8] == ("instrument_id", "ts", "value", "unit", "seq")
+assert Assessment._fields[3:5] == ("corrected", "certificate_id")
+assert Assessment._fields[12] == "status"
+
+_NO_NUMBERS: tuple[None, ...] = (None,) * len(RESIDUAL_NUMBERS)
+_STATUS_TEXT: dict[Any, str] = {s: s.value for s in Status}
 
 STATE_NUMBER_COLUMNS = (
     "residual",
@@ -54,8 +64,25 @@ DEAD_LETTER_COLUMNS = (
 )  # fmt: skip
 
 
-def reading_rows(readings: Iterable[tuple[Reading, Assessment]]) -> list[tuple[Any, ...]]:
-    return [r[:8] + a[3:] for r, a in readings]
+def reading_rows(
+    readings: Iterable[tuple[Reading, Assessment]],
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Rows of ``readings`` (:data:`READING_COLUMNS`) and ``residuals`` (:data:`RESIDUAL_COLUMNS`).
+
+    A reading gets a ``residuals`` row when any of its drift numbers is known: a residual (then
+    all of them may be), or, for a late reading the detectors skip, only its reference. Nothing
+    the wide version-1 row held is lost.
+    """
+    rows: list[tuple[Any, ...]] = []
+    residuals: list[tuple[Any, ...]] = []
+    add_row, add_residual, status_text = rows.append, residuals.append, _STATUS_TEXT.get
+    for r, a in readings:
+        status = a[12]
+        add_row((r[3], r[4], r[7], r[5], a[3], a[4], status_text(status, status)))
+        numbers = a[5:12]
+        if numbers != _NO_NUMBERS:
+            add_residual((r[3], r[4], r[7]) + numbers)  # noqa: RUF005 (faster than unpacking)
+    return rows, residuals
 
 
 _ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode

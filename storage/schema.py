@@ -20,9 +20,14 @@ Registry (written by :meth:`SqliteStore.register_fleet`, upserted)::
 
 Series and state (written by :meth:`SqliteStore.write`, one transaction per batch)::
 
-    readings          PK (ts, instrument_id, seq), WITHOUT ROWID: tenant, site, gateway,
-                      value, unit, corrected, certificate_id, reference, residual,
-                      u_residual [unit], ewma, cusum_high, cusum_low, drift_rate [unit/day], status
+    readings          PK (ts, instrument_id, seq), WITHOUT ROWID: value [registered unit],
+                      corrected [unit], certificate_id, status (text)
+    residuals         same key, WITHOUT ROWID, only for readings with drift numbers (a
+                      residual): reference, residual, u_residual [unit], ewma, cusum_high,
+                      cusum_low [unit], drift_rate [unit/day]
+    readings_full     VIEW: readings LEFT JOIN residuals LEFT JOIN instruments, with the columns
+                      of version 1's wide readings table (tenant, site, gateway, unit, ...) and
+                      measurand
     instrument_state  latest health per instrument (PK instrument_id): tenant, site, status,
                       conditions (JSON list), reasons (JSON list), evaluated_at, last_reading_at,
                       numbers (JSON object) and, broken out for dashboards, residual,
@@ -36,11 +41,16 @@ Series and state (written by :meth:`SqliteStore.write`, one transaction per batc
                       excerpt, count (readings the rejection stands for)
     schema_version    one row: version
 
+A reading's tenant, site, gateway and unit are its instrument's (ingest refuses a reading whose
+topic disagrees with the registry and converts values to the registered unit), so they are read
+from ``instruments`` through ``readings_full`` instead of being stored per reading: a narrow row
+binds and writes about half the bytes (``docs/storage.md``, "Why readings are split").
+
 The readings key is the identity ``(instrument_id, ts, seq)`` ordered time first: readings
 arrive in time order, so a batch appends to the tail of the b-tree instead of touching one page
 per instrument across the table (2-3x the insert rate with thousands of instruments; see
 ``docs/storage.md``). Per-instrument time ranges then scan the fleet's rows of the window; add
-``readings_by_instrument (instrument_id, ts)`` where those panels are too slow.
+``readings_by_instrument ON readings (instrument_id, ts)`` where those panels are too slow.
 
 Foreign keys are declared on the registry for documentation but not enforced
 (``PRAGMA foreign_keys=OFF``): checking every reading against ``instruments`` would cost a lookup
@@ -53,7 +63,7 @@ import sqlite3
 
 from storage.errors import SchemaVersionError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SYNCHRONOUS_MODES = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 
@@ -114,16 +124,19 @@ CREATE TABLE IF NOT EXISTS calibrations (
 
 _SERIES = """
 CREATE TABLE IF NOT EXISTS readings (
-    tenant         TEXT NOT NULL,
-    site           TEXT NOT NULL,
-    gateway        TEXT NOT NULL,
-    instrument_id  TEXT NOT NULL,
     ts             REAL NOT NULL,
-    value          REAL NOT NULL,
-    unit           TEXT NOT NULL,
+    instrument_id  TEXT NOT NULL,
     seq            INTEGER NOT NULL,
+    value          REAL NOT NULL,
     corrected      REAL,
     certificate_id TEXT,
+    status         TEXT NOT NULL,
+    PRIMARY KEY (ts, instrument_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS residuals (
+    ts             REAL NOT NULL,
+    instrument_id  TEXT NOT NULL,
+    seq            INTEGER NOT NULL,
     reference      REAL,
     residual       REAL,
     u_residual     REAL,
@@ -131,9 +144,19 @@ CREATE TABLE IF NOT EXISTS readings (
     cusum_high     REAL,
     cusum_low      REAL,
     drift_rate     REAL,
-    status         TEXT NOT NULL,
     PRIMARY KEY (ts, instrument_id, seq)
 ) WITHOUT ROWID;
+CREATE VIEW IF NOT EXISTS readings_full AS
+    SELECT i.tenant AS tenant, i.site AS site, i.gateway AS gateway,
+           r.instrument_id AS instrument_id, r.ts AS ts, r.value AS value, i.unit AS unit,
+           r.seq AS seq, r.corrected AS corrected, r.certificate_id AS certificate_id,
+           x.reference AS reference, x.residual AS residual, x.u_residual AS u_residual,
+           x.ewma AS ewma, x.cusum_high AS cusum_high, x.cusum_low AS cusum_low,
+           x.drift_rate AS drift_rate, r.status AS status, i.measurand AS measurand
+    FROM readings AS r
+    LEFT JOIN residuals AS x
+        ON x.ts = r.ts AND x.instrument_id = r.instrument_id AND x.seq = r.seq
+    LEFT JOIN instruments AS i ON i.instrument_id = r.instrument_id;
 CREATE TABLE IF NOT EXISTS instrument_state (
     instrument_id             TEXT PRIMARY KEY,
     tenant                    TEXT NOT NULL,
@@ -209,8 +232,9 @@ def configure(conn: sqlite3.Connection, synchronous: str) -> None:
 def create_schema(conn: sqlite3.Connection) -> int:
     """Create every table, index and view that is missing; return the stored schema version.
 
-    Idempotent: opening an existing store changes nothing. A store written by a newer schema is
-    refused rather than touched.
+    Idempotent: opening an existing store changes nothing. A store written by another schema
+    version (newer, or older: version 1 kept every number in one wide ``readings`` table) is
+    refused rather than touched; there is no migration.
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -218,6 +242,12 @@ def create_schema(conn: sqlite3.Connection) -> int:
         if row is not None and row > SCHEMA_VERSION:
             raise SchemaVersionError(
                 f"database schema version {row} is newer than this calstream's ({SCHEMA_VERSION})"
+            )
+        if row is not None and row < SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"database schema version {row} is older than this calstream's "
+                f"({SCHEMA_VERSION}) and is not migrated (version 2 split readings into "
+                "readings and residuals): move the file away to start a new store"
             )
         for script in (_REGISTRY, _SERIES):
             for statement in _statements(script):

@@ -19,6 +19,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable
+from functools import lru_cache
+from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,6 +34,7 @@ from storage.rows import (
     ALERT_COLUMNS,
     DEAD_LETTER_COLUMNS,
     READING_COLUMNS,
+    RESIDUAL_COLUMNS,
     STATE_COLUMNS,
     change_row,
     dead_letter_row,
@@ -47,7 +50,39 @@ def _insert(table: str, columns: tuple[str, ...], verb: str = "INSERT") -> str:
     return f"{verb} INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
 
 
-_INSERT_READING = _insert("readings", READING_COLUMNS, "INSERT OR IGNORE")
+ROWS_PER_STATEMENT = 50
+"""Rows per multi-row ``INSERT ... VALUES (...), (...), ...`` on the readings path.
+
+One ``sqlite3_step`` (and one trip through :mod:`sqlite3`'s per-row machinery: statement reset,
+GIL hand-over, SQLite's connection mutex) per 50 rows instead of per row: about a quarter fewer
+instructions per reading than ``executemany`` of single-row statements (callgrind, see
+``docs/storage.md``); 20 to 100 rows measure alike. 50 rows x 10 columns stays below the 999
+parameters of SQLite builds older than 3.32.
+"""
+
+
+@lru_cache(maxsize=256)
+def _insert_rows_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
+    row = f"({', '.join('?' * len(columns))})"
+    return f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * rows)}"
+
+
+def _insert_rows(
+    conn: sqlite3.Connection, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> None:
+    """``INSERT OR IGNORE`` every row, :data:`ROWS_PER_STATEMENT` rows per statement."""
+    size = ROWS_PER_STATEMENT
+    full = len(rows) - len(rows) % size
+    if full:
+        conn.executemany(
+            _insert_rows_sql(table, columns, size),
+            [tuple(chain.from_iterable(rows[i : i + size])) for i in range(0, full, size)],
+        )
+    if full < len(rows):
+        rest = rows[full:]
+        conn.execute(_insert_rows_sql(table, columns, len(rest)), tuple(chain.from_iterable(rest)))
+
+
 _INSERT_ALERT = _insert("alerts", ALERT_COLUMNS, "INSERT OR IGNORE")
 _INSERT_DEAD_LETTER = _insert("dead_letters", DEAD_LETTER_COLUMNS)
 # A snapshot older than the stored one (a re-delivered batch) does not roll the state back.
@@ -107,9 +142,13 @@ class SqliteStore:
     def _write(self, conn: sqlite3.Connection, batch: StoreBatch) -> WriteResult:
         inserted = changes = dead = 0
         if batch.readings:
+            rows, residuals = reading_rows(batch.readings)
             before = conn.total_changes
-            conn.executemany(_INSERT_READING, reading_rows(batch.readings))
+            _insert_rows(conn, "readings", READING_COLUMNS, rows)
             inserted = conn.total_changes - before
+            # A re-delivered reading is ignored in both tables (whether it has a residuals row is
+            # a property of its message: its reference); duplicates are counted on readings.
+            _insert_rows(conn, "residuals", RESIDUAL_COLUMNS, residuals)
         if batch.snapshots:
             conn.executemany(_UPSERT_STATE, [snapshot_row(s) for s in batch.snapshots])
         if batch.changes:

@@ -140,9 +140,19 @@ def make_reading() -> ReadingFactory:
         ts: float | None = None,
         value: float = 21.5,
         status: Status = Status.OK,
+        reference: bool = True,
     ) -> tuple[Reading, Assessment]:
+        """A reading of ``instrument_id`` in degC; with ``reference=False`` it has no reference
+        and so no residual or drift numbers (most readings of check-standard instruments)."""
         tenant, site = place_of(instrument_id)
         ts = T0 + 60.0 * seq if ts is None else ts
+        if not reference:
+            reading = Reading(tenant, site, "gw-01", instrument_id, ts, value, "degC", seq)
+            assessment = Assessment(
+                instrument_id, ts, seq, value + 0.02, f"CAL-{instrument_id}-1", None, None, None,
+                None, None, None, None, status,
+            )  # fmt: skip
+            return reading, assessment
         reading = Reading(tenant, site, "gw-01", instrument_id, ts, value, "degC", seq, 21.48, 0.01)
         assessment = Assessment(
             instrument_id, ts, seq, value + 0.02, f"CAL-{instrument_id}-1", 21.48,

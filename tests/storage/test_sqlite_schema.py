@@ -16,7 +16,7 @@ from storage.sqlite_store import SqliteStore
 
 TABLES = {
     "alerts", "calibrations", "dead_letters", "instrument_state", "instruments", "readings",
-    "schema_version", "sites", "tenant_clients", "tenants",
+    "residuals", "schema_version", "sites", "tenant_clients", "tenants",
 }  # fmt: skip
 
 
@@ -34,16 +34,57 @@ def test_open_creates_folders_tables_view_and_wal(store_path: Path) -> None:
     store.close()
     objects = _objects(store_path)
     assert objects["table"] == TABLES
-    assert objects["view"] == {"status_history"}
+    assert objects["view"] == {"status_history", "readings_full"}
     with sqlite3.connect(store_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
-        readings_sql = conn.execute(
-            "SELECT sql FROM sqlite_master WHERE name = 'readings'"
-        ).fetchone()[0]
-    assert "WITHOUT ROWID" in readings_sql
-    # The reading's identity (instrument_id, ts, seq), time first: batches append at the tail.
-    assert "PRIMARY KEY (ts, instrument_id, seq)" in readings_sql
+        columns = {
+            table: [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+            for table in ("readings", "residuals")
+        }
+        sql = dict(
+            conn.execute("SELECT name, sql FROM sqlite_master WHERE name IN (?, ?)", tuple(columns))
+        )
+    assert SCHEMA_VERSION == 2
+    # Narrow rows: the tenant, site, gateway and unit are the instrument's (readings_full).
+    assert columns == {
+        "readings": [
+            "ts", "instrument_id", "seq", "value", "corrected", "certificate_id", "status",
+        ],
+        "residuals": [
+            "ts", "instrument_id", "seq", "reference", "residual", "u_residual", "ewma",
+            "cusum_high", "cusum_low", "drift_rate",
+        ],
+    }  # fmt: skip
+    for table in columns:
+        assert "WITHOUT ROWID" in sql[table]
+        # The reading's identity (instrument_id, ts, seq), time first: batches append at the tail.
+        assert "PRIMARY KEY (ts, instrument_id, seq)" in sql[table]
+
+
+def _plan(conn: sqlite3.Connection, sql: str) -> list[str]:
+    return [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", (1, 2, 3))]
+
+
+def test_readings_full_query_plans_use_the_primary_keys(store_path: Path) -> None:
+    SqliteStore(store_path).close()
+    with sqlite3.connect(store_path) as conn:
+        per_instrument = _plan(
+            conn, "SELECT * FROM readings_full WHERE instrument_id = ? AND ts BETWEEN ? AND ?"
+        )
+        per_tenant = _plan(
+            conn, "SELECT * FROM readings_full WHERE tenant = ? AND ts BETWEEN ? AND ?"
+        )
+    # A time range is a range of the readings key; each reading then finds its residual and
+    # instrument by primary key. No full scan, no temporary index.
+    expected = [
+        "SEARCH r USING PRIMARY KEY (ts>? AND ts<?)",
+        "SEARCH x USING PRIMARY KEY (ts=? AND instrument_id=? AND seq=?) LEFT-JOIN",
+    ]
+    assert per_instrument[:2] == expected
+    assert per_instrument[2].startswith("SEARCH i USING INDEX sqlite_autoindex_instruments_1")
+    assert per_tenant[0] == expected[0]
+    assert all(step.startswith("SEARCH") for step in per_tenant)
 
 
 def test_public_api() -> None:
@@ -101,6 +142,19 @@ def test_newer_schema_is_refused_untouched(store_path: Path) -> None:
         assert conn.execute("SELECT version FROM schema_version").fetchone() == (
             SCHEMA_VERSION + 1,
         )
+
+
+def test_version_1_store_is_refused_untouched(store_path: Path) -> None:
+    # Schema version 1 kept every number in one wide readings table; it is not migrated.
+    store_path.parent.mkdir(parents=True)
+    with sqlite3.connect(store_path) as conn:
+        conn.execute("CREATE TABLE readings (tenant TEXT, instrument_id TEXT, ts REAL, seq INT)")
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version VALUES (1)")
+    before = _objects(store_path)
+    with pytest.raises(SchemaVersionError, match=r"version 1 is older .* not migrated"):
+        SqliteStore(store_path)
+    assert _objects(store_path) == before
 
 
 def test_unopenable_path_raises_storage_error(tmp_path: Path) -> None:
