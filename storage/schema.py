@@ -213,13 +213,16 @@ CREATE TABLE IF NOT EXISTS schema_version (
 """
 
 
-def configure(conn: sqlite3.Connection, synchronous: str) -> None:
+def configure(
+    conn: sqlite3.Connection, synchronous: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+) -> None:
     """Connection pragmas: WAL (readers never block the writer), durability, caches."""
     mode = synchronous.upper()
     if mode not in SYNCHRONOUS_MODES:
         modes = sorted(SYNCHRONOUS_MODES)
         raise ValueError(f"synchronous must be one of {modes}, got {synchronous!r}")
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    # How long a write waits for another writer's lock before it fails (and is retried).
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA journal_mode = WAL")
     # Set per connection (not stored in the file): FULL syncs the WAL on every commit, so a
     # committed batch survives power loss and may be acknowledged to the broker.

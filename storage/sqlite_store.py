@@ -41,7 +41,7 @@ from storage.rows import (
     reading_rows,
     snapshot_row,
 )
-from storage.schema import configure, create_schema
+from storage.schema import BUSY_TIMEOUT_MS, configure, create_schema
 
 _T = TypeVar("_T")
 
@@ -97,7 +97,9 @@ _UPSERT_STATE = (
 class SqliteStore:
     """Readings, latest health, alerts, dead letters and the registry in one SQLite file."""
 
-    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
+    def __init__(
+        self, path: str | Path, *, synchronous: str = "FULL", busy_timeout_ms: int = BUSY_TIMEOUT_MS
+    ) -> None:
         self.path = path if str(path) == ":memory:" else Path(path)
         self._lock = threading.Lock()
         try:
@@ -110,7 +112,7 @@ class SqliteStore:
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot open store {self.path}: {exc}") from exc
         try:
-            configure(self._conn, synchronous)
+            configure(self._conn, synchronous, busy_timeout_ms)
             self.schema_version = create_schema(self._conn)
         except sqlite3.Error as exc:
             self._conn.close()

@@ -183,3 +183,56 @@ def test_nothing_is_acknowledged_before_it_is_stored(
     assert pipeline.counters.rejected == 0
     store.close()
     _ = encode  # the payloads above come from the same contract module
+
+
+def test_a_locked_store_holds_the_pipeline_back_and_loses_nothing(
+    mosquitto: LocalMosquitto, example_fleet: Fleet, tmp_path: Path
+) -> None:
+    """Another writer holds the SQLite lock for 3 s: writes fail, are retried, nothing is lost."""
+    import sqlite3
+
+    fleet = example_fleet
+    end = fleet.as_of or 0.0
+    settings = Settings()
+    path = tmp_path / "store.sqlite"
+    store = SqliteStore(path, busy_timeout_ms=100)
+    store.register_fleet(fleet)
+    subscriber = DurableSubscriber(
+        mosquitto.host, mosquitto.port, client_id="locked-store", topic=READINGS_SUBSCRIPTION
+    )
+    subscriber.start()
+    pipeline = Pipeline(
+        subscriber,
+        admission_for(fleet, settings),
+        FleetProcessor(fleet, policy_for(settings)),
+        store,
+        clock=lambda: end,
+    )
+    pipeline.start(write_behind=True)
+    publisher = GatewayPublisher(client_id="gateways-locked-store")
+    publisher.connect(mosquitto.host, mosquitto.port)
+    batches = list(FleetSimulator(fleet, seed=6, start=end - 10 * SECONDS_PER_DAY, end=end))
+
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute(
+        "BEGIN IMMEDIATE"
+    )  # the write lock, as a backup tool or a stuck writer takes it
+    publisher.publish_all(batches)
+    assert publisher.flush(30)
+    time.sleep(3.0)
+    assert store.reading_count() == 0  # nothing could be written...
+    assert pipeline.counters.stored == 0
+    assert pipeline.write_backlog <= 2  # ...and the hand-over queue stayed bounded
+    blocker.execute("ROLLBACK")
+    blocker.close()
+
+    deadline = time.monotonic() + 60
+    while store.reading_count() < publisher.readings_acked and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pipeline.stop()
+    publisher.close()
+    subscriber.stop()
+    assert pipeline.error is None
+    assert store.reading_count() == publisher.readings_acked
+    assert pipeline.counters.stored == publisher.readings_acked
+    store.close()
