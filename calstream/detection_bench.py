@@ -44,6 +44,7 @@ from queue import Empty
 
 from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from edge_sim.behaviour import Behaviour
 from edge_sim.fleetgen import generate_fleet_document
@@ -58,7 +59,7 @@ from metrology.wire import DecodedMessage, readings_topic
 from stream_processors.policy import ProcessingPolicy
 from stream_processors.runner import FleetProcessor
 from stream_processors.state import InstrumentState
-from stream_processors.step import step
+from stream_processors.step import InstrumentContext, step
 
 DETECT_BENCH_AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 """End of every simulated window (the fleets' ``as_of``)."""
@@ -112,6 +113,9 @@ class FirstFlag:
     cause: str
     """The most severe drift condition then held: OUT_OF_TOLERANCE, AT_RISK, or
     DRIFTING/<detector> (CUSUM or EWMA)."""
+    certified: bool = True
+    """Whether a calibration certificate was in force then (else u_cal = 0 and the instrument
+    was judged on uncorrected readings)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +138,8 @@ class SeedRun:
     rejected: int
     failed: int
     elapsed_s: float
+    cpu_s: float
+    """CPU time of the run (the wall time above also counts waiting for a busy machine)."""
 
 
 def _flag_cause(state: InstrumentState) -> str:
@@ -145,6 +151,20 @@ def _flag_cause(state: InstrumentState) -> str:
     return "?"
 
 
+def _first_flag(state: InstrumentState, context: InstrumentContext) -> FirstFlag:
+    at = state.first_drift_at
+    assert at is not None
+    return FirstFlag(at, _flag_cause(state), context.calibrations.valid_at(at) is not None)
+
+
+def _may_have_predicted(before: InstrumentState, after: InstrumentState, every: int) -> bool:
+    """Whether a prediction may have come and gone within a batch (recomputed twice or more)."""
+    b, a = before.tracking, after.tracking
+    if a.certificate_id != b.certificate_id:
+        return a.fit.n >= every
+    return a.fit.n // every - b.fit.n // every >= 2
+
+
 def run_seed(
     case: SeedCase,
     policy: ProcessingPolicy | None = None,
@@ -154,7 +174,7 @@ def run_seed(
 
     ``on_day(days)`` is called as simulated days complete (progress only).
     """
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     fleet = load_fleet(generate_fleet_document(case.instruments, case.fleet_seed_used, case.as_of))
     end = case.as_of.timestamp()
     start = end - case.sim_days * SECONDS_PER_DAY
@@ -163,13 +183,15 @@ def run_seed(
     admission = Admission(
         fleet.instruments, AdmissionPolicy(max_age_days=max(3650.0, case.sim_days + 1.0))
     )
-    processor = FleetProcessor(fleet, policy or ProcessingPolicy())
+    processor_policy = policy or ProcessingPolicy()
+    processor = FleetProcessor(fleet, processor_policy)
     states = processor.states
     first_flags: dict[str, FirstFlag] = {}
     first_predictions: dict[str, FirstPrediction] = {}
     readings = rejected = failed = 0
     next_day = start + SECONDS_PER_DAY
     contexts = processor.contexts
+    every = processor_policy.prediction_every
     for tenant, site, gateway, batch in simulator:
         message = DecodedMessage(readings_topic(tenant, site, gateway), batch, [])
         admitted, rejections = admission.admit(message, batch[-1].ts)
@@ -181,9 +203,9 @@ def run_seed(
         for instrument_id in output.touched:
             state = states[instrument_id]
             flag_news = state.first_drift_at is not None and instrument_id not in first_flags
-            prediction_news = (
+            prediction_news = instrument_id not in first_predictions and (
                 state.tracking.predicted_oot_at is not None
-                and instrument_id not in first_predictions
+                or _may_have_predicted(before[instrument_id], state, every)
             )
             if not (flag_news or prediction_news):
                 continue
@@ -196,9 +218,7 @@ def run_seed(
                     continue
                 replayed, _, _ = step(replayed, reading, context)
                 if flag_news and replayed.first_drift_at is not None:
-                    first_flags[instrument_id] = FirstFlag(
-                        replayed.first_drift_at, _flag_cause(replayed)
-                    )
+                    first_flags[instrument_id] = _first_flag(replayed, context)
                     flag_news = False
                 predicted = replayed.tracking.predicted_oot_at
                 if prediction_news and predicted is not None:
@@ -207,7 +227,7 @@ def run_seed(
                 if not (flag_news or prediction_news):
                     break
             if flag_news and state.first_drift_at is not None:  # not expected: replay is exact
-                first_flags[instrument_id] = FirstFlag(state.first_drift_at, _flag_cause(state))
+                first_flags[instrument_id] = _first_flag(state, context)
             if prediction_news and state.tracking.predicted_oot_at is not None:
                 first_predictions[instrument_id] = FirstPrediction(
                     state.last_reading_at or batch[-1].ts, state.tracking.predicted_oot_at
@@ -227,6 +247,7 @@ def run_seed(
         rejected=rejected,
         failed=failed,
         elapsed_s=time.perf_counter() - started,
+        cpu_s=time.process_time() - cpu_started,
     )
 
 
@@ -246,6 +267,8 @@ class InstrumentOutcome:
     true_oot_at: float | None
     flagged_at: float | None
     flag_cause: str | None
+    flag_certified: bool | None
+    """Whether a certificate was in force at the first flag."""
     predicted_at: float | None
     """When the first predicted OOT date was made."""
     predicted_oot_at: float | None
@@ -272,10 +295,13 @@ def outcomes_of(
     outcomes = []
     for instrument in truth.instruments.values():
         flag = first_flags.get(instrument.instrument_id)
+        flagged_at: float | None
+        cause: str | None
+        certified: bool | None
         if isinstance(flag, FirstFlag):
-            flagged_at, cause = flag.at, flag.cause
+            flagged_at, cause, certified = flag.at, flag.cause, flag.certified
         else:
-            flagged_at, cause = flag, None if flag is None else "?"
+            flagged_at, cause, certified = flag, None if flag is None else "?", None
         prediction = predictions.get(instrument.instrument_id)
         outcomes.append(
             InstrumentOutcome(
@@ -288,6 +314,7 @@ def outcomes_of(
                 true_oot_at=instrument.true_oot_at,
                 flagged_at=flagged_at,
                 flag_cause=cause,
+                flag_certified=certified,
                 predicted_at=None if prediction is None else prediction.made_at,
                 predicted_oot_at=None if prediction is None else prediction.predicted_oot_at,
             )
@@ -447,6 +474,8 @@ class BenchScore:
     """What first flagged the stable instruments that were flagged."""
     false_alarms_by_reference: dict[str, list[int]]
     """Per reference kind: [stable instruments flagged, stable instruments]."""
+    false_alarms_without_certificate: int
+    """Stable instruments first flagged while no calibration certificate was in force."""
 
     @property
     def false_alarms_per_instrument_year(self) -> float | None:
@@ -514,6 +543,7 @@ class BenchScore:
             "stable_predicted": self.stable_predicted,
             "false_alarm_causes": self.false_alarm_causes,
             "false_alarms_by_reference": self.false_alarms_by_reference,
+            "false_alarms_without_certificate": self.false_alarms_without_certificate,
             "targets": self.targets(),
         }
 
@@ -522,7 +552,7 @@ def score(outcomes: Iterable[InstrumentOutcome]) -> BenchScore:
     """Score the outcomes of any number of seeds (only instruments with a reference count)."""
     by_kind: dict[str, list[InstrumentOutcome]] = {k.value: [] for k in KINDS}
     instant = instant_flagged = unobservable = 0
-    stable = stable_flagged = stable_predicted = 0
+    stable = stable_flagged = stable_predicted = uncertified = 0
     stable_years = 0.0
     causes: Counter[str] = Counter()
     by_reference: dict[str, list[int]] = {}
@@ -538,6 +568,7 @@ def score(outcomes: Iterable[InstrumentOutcome]) -> BenchScore:
                 stable_flagged += 1
                 counts[0] += 1
                 causes[o.flag_cause or "?"] += 1
+                uncertified += o.flag_certified is False
             stable_predicted += o.predicted_oot_at is not None
             continue
         if not o.behaviour.drifts:
@@ -563,6 +594,7 @@ def score(outcomes: Iterable[InstrumentOutcome]) -> BenchScore:
         stable_predicted=stable_predicted,
         false_alarm_causes=dict(causes.most_common()),
         false_alarms_by_reference=dict(sorted(by_reference.items())),
+        false_alarms_without_certificate=uncertified,
     )
 
 
@@ -578,14 +610,20 @@ class DetectBenchResult:
     rejected: int
     failed: int
     elapsed_s: float
-    seed_cpu_s: float
+    seed_wall_s: float
     """Sum of the per-seed run times (more than ``elapsed_s`` with several workers)."""
+    seed_cpu_s: float
+    """Sum of the per-seed CPU times: the cost of the figures, whatever else runs."""
     workers: int
+    seed_errors: dict[int, str] = field(default_factory=dict)
+    """Seeds whose run raised, with the error: left out of the figures."""
 
     def as_document(self) -> dict[str, object]:
         first = self.cases[0] if self.cases else SeedCase(0)
         return {
             "seeds": [c.seed for c in self.cases],
+            "seed_errors": {str(seed): error for seed, error in self.seed_errors.items()},
+            "seeds_scored": len(self.cases) - len(self.seed_errors),
             "fleet_seeds": [c.fleet_seed_used for c in self.cases],
             "instruments": first.instruments,
             "sim_days": first.sim_days,
@@ -594,6 +632,7 @@ class DetectBenchResult:
             "rejected": self.rejected,
             "failed": self.failed,
             "elapsed_s": self.elapsed_s,
+            "seed_wall_s": self.seed_wall_s,
             "seed_cpu_s": self.seed_cpu_s,
             "workers": self.workers,
             "cpu_count": os.cpu_count(),
@@ -632,6 +671,7 @@ def run_detect_bench(
     """
     started = time.perf_counter()
     runs: list[SeedRun] = []
+    errors: dict[int, str] = {}
     workers = max(1, min(workers, len(cases)))
     if workers == 1:
         done = 0.0
@@ -641,7 +681,10 @@ def run_detect_bench(
                 if on_progress is not None:
                     on_progress(base + days)
 
-            runs.append(run_seed(case, policy, day))
+            try:
+                runs.append(run_seed(case, policy, day))
+            except Exception as exc:  # one broken seed must not hide the others' figures
+                errors[case.seed] = f"{type(exc).__name__}: {exc}"
             done += case.sim_days
     else:
         # spawn: the parent runs a progress thread, and a forked child would inherit its locks
@@ -651,13 +694,17 @@ def run_detect_bench(
         with ProcessPoolExecutor(
             max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(queue,)
         ) as pool:
-            pending = {pool.submit(_run_seed_task, case, policy) for case in cases}
+            submitted = {pool.submit(_run_seed_task, case, policy): case for case in cases}
+            pending = set(submitted)
             while pending:
                 finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    run = future.result()
-                    runs.append(run)
-                    days_done[run.case.seed] = run.case.sim_days
+                    case = submitted[future]
+                    days_done[case.seed] = case.sim_days
+                    try:
+                        runs.append(future.result())
+                    except Exception as exc:  # one broken seed must not hide the others' figures
+                        errors[case.seed] = f"{type(exc).__name__}: {exc}"
                 while True:
                     try:
                         seed, days = queue.get_nowait()
@@ -680,8 +727,10 @@ def run_detect_bench(
         rejected=sum(r.rejected for r in runs),
         failed=sum(r.failed for r in runs),
         elapsed_s=time.perf_counter() - started,
-        seed_cpu_s=sum(r.elapsed_s for r in runs),
+        seed_wall_s=sum(r.elapsed_s for r in runs),
+        seed_cpu_s=sum(r.cpu_s for r in runs),
         workers=workers,
+        seed_errors=dict(sorted(errors.items())),
     )
 
 
@@ -803,7 +852,10 @@ def detect_bench_tables(result: DetectBenchResult) -> Group:
         _causes(s.false_alarm_causes),
         ", ".join(f"{kind} {f}/{n}" for kind, (f, n) in s.false_alarms_by_reference.items()),
     )
-    alarms.caption = f"stable instruments that got a predicted OOT date: {s.stable_predicted}"
+    alarms.caption = (
+        f"first flagged with no certificate in force: {s.false_alarms_without_certificate}; "
+        f"stable instruments that got a predicted OOT date: {s.stable_predicted}"
+    )
     targets = Table(title="Targets (issue)")
     for column in ("figure", "value", "target", "met"):
         targets.add_column(column, justify="left" if column == "figure" else "right")
@@ -819,6 +871,10 @@ def detect_bench_tables(result: DetectBenchResult) -> Group:
     targets.caption = (
         f"{result.readings:,} readings ({result.rejected} rejected at admission, "
         f"{result.failed} failed in step) in {result.elapsed_s:.0f} s with {result.workers} "
-        f"worker(s); {result.seed_cpu_s:.0f} s of seed runs"
+        f"worker(s); seed runs took {result.seed_wall_s:.0f} s, "
+        f"{result.seed_cpu_s:.0f} s of CPU"
     )
-    return Group(detection, prediction, alarms, targets)
+    parts: list[Table | Text] = [detection, prediction, alarms, targets]
+    for seed, error in result.seed_errors.items():
+        parts.append(Text(f"seed {seed} failed and is not scored: {error}", style="bold red"))
+    return Group(*parts)
