@@ -109,6 +109,8 @@ def _sample(plan: InstrumentPlan, rng: np.random.Generator, c0: float, c1: float
     u_references = np.where(np.isnan(references), np.nan, u_reported)
     instruments = np.full(n, plan.index, dtype=np.int64)
     if keep is not None:
+        if not keep.any():
+            return None  # silent for the whole chunk (a dropout covering it)
         return _Chunk(
             ts[keep], values[keep], references[keep], u_references[keep], instruments[keep]
         )

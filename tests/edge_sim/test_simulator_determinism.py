@@ -67,3 +67,26 @@ def test_invalid_options_are_refused(shipped_fleet: Fleet) -> None:
         simulate(shipped_fleet, 1, batch_size=0)
     with pytest.raises(ValueError, match="window"):
         FleetSimulator(shipped_fleet, 1, 10.0, 10.0)
+
+
+def test_a_dropout_covering_a_gateways_whole_day_yields_no_empty_batch() -> None:
+    """Regression: fleet seed 1009, simulation seed 9: acme/north/gw-02 has one instrument whose
+    dropout covers a whole simulated day; that day used to raise IndexError."""
+    from datetime import UTC, datetime
+
+    from edge_sim.fleetgen import generate_fleet_document
+    from metrology.fleet import load_fleet
+
+    as_of = datetime(2026, 11, 1, tzinfo=UTC)
+    fleet = load_fleet(generate_fleet_document(60, 1009, as_of))
+    end = as_of.timestamp()
+    simulator = FleetSimulator(fleet, 9, end - 365 * 86_400.0, end)
+    until = datetime(2026, 6, 15, tzinfo=UTC).timestamp()
+    batches = list(simulator.batches_until(until))
+    assert batches and all(batch.readings for batch in batches)
+    silent = [
+        t
+        for t in simulator.truth.instruments.values()
+        if any(start < until and stop - start >= 86_400.0 for start, stop in t.dropout_windows)
+    ]
+    assert silent  # the case that used to fail is really in this fleet
