@@ -7,6 +7,7 @@ from functools import lru_cache
 
 SECONDS_PER_DAY = 86_400.0
 SECONDS_PER_HOUR = 3_600.0
+SECONDS_PER_YEAR = 365.25 * SECONDS_PER_DAY
 
 
 def to_epoch(moment: datetime) -> float:

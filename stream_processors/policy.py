@@ -20,7 +20,8 @@ class ProcessingPolicy:
     ``max(min_shift_uncertainties * u(e), drift_fraction * half tolerance)``: a change the
     calibration uncertainty cannot explain and that eats a noticeable part of the tolerance.
     The CUSUM reference value is half that shift and its decision interval is solved for
-    ``in_control_arl`` readings between false alarms; the EWMA signals only beyond its
+    ``years_between_false_alarms`` of readings between false alarms (at the instrument's
+    reporting rate, an upper bound of its residual rate); the EWMA signals only beyond its
     statistical limit *and* beyond half that shift.
     """
 
@@ -29,8 +30,8 @@ class ProcessingPolicy:
     """The error change worth flagging, as a fraction of half the tolerance interval..."""
     min_shift_uncertainties: float = 2.0
     """...and never less than this many standard uncertainties u(e) of the residual."""
-    in_control_arl: float = 1e6
-    """Designed readings between false CUSUM alarms on a stable instrument."""
+    years_between_false_alarms: float = 100.0
+    """Designed time between false CUSUM alarms on a stable instrument (1 % a year)."""
     warm_up_residuals: int = 30
     """Residuals after a calibration used to estimate the scatter (sigma) of the residual."""
     sigma_confidence: float = 0.95

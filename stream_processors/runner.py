@@ -59,7 +59,6 @@ class FleetProcessor:
             if spec.reference.kind is ReferenceKind.PEER_GROUP and spec.reference.peer_group
         }
         self._board = PeerBoard()
-        self._group_sizes = Counter(self._peer_group.values())
         self.watermark: float | None = None
 
     def process(self, readings: Iterable[Reading]) -> ProcessorOutput:
@@ -95,14 +94,16 @@ class FleetProcessor:
     def _with_peer_references(self, batch: list[Reading]) -> list[Reading]:
         """Post every peer reading's corrected value first, then give each its peers' consensus.
 
-        A peer flagged for drift in its calibration period serves nobody as a reference (a
-        drifting peer must not drag the consensus, METROLOGY.md). Three consistent peers are
-        required where the group still has three healthy ones besides the instrument under
-        test, so one undetected faulty peer is outvoted; else two.
+        A peer flagged for drift in its calibration period, or without a certificate in force,
+        serves nobody as a reference (a drifting peer must not drag the consensus,
+        METROLOGY.md). Three consistent peers are required where the group has three that can
+        serve besides the instrument under test, so one undetected faulty peer is outvoted;
+        else two.
         """
         groups = self._peer_group
-        flagged = Counter(
-            group for instrument_id, group in groups.items() if self._drift_flagged(instrument_id)
+        at = max(reading.ts for reading in batch) if batch else 0.0
+        serving = Counter(
+            group for instrument_id, group in groups.items() if self._can_serve(instrument_id, at)
         )
         for reading in batch:
             group = groups.get(reading.instrument_id)
@@ -119,9 +120,9 @@ class FleetProcessor:
         for reading in batch:
             group = groups.get(reading.instrument_id)
             if group is not None and reading.reference is None:
-                healthy_peers = self._group_sizes[group] - flagged[group] - 1
+                others = serving[group] - self._can_serve(reading.instrument_id, at)
                 reference = self._board.reference_for(
-                    group, reading.instrument_id, reading.ts, max(2, min(3, healthy_peers))
+                    group, reading.instrument_id, reading.ts, max(2, min(3, others))
                 )
                 if reference is not None:
                     reading = reading._replace(
@@ -129,6 +130,11 @@ class FleetProcessor:
                     )
             completed.append(reading)
         return completed
+
+    def _can_serve(self, instrument_id: str, at: float) -> bool:
+        """A certificate in force and no drift flag: the member may be another's reference."""
+        record = self.contexts[instrument_id].calibrations.valid_at(at)
+        return record is not None and not self._drift_flagged(instrument_id)
 
     def _drift_flagged(self, instrument_id: str) -> bool:
         tracking = self.states[instrument_id].tracking

@@ -33,7 +33,7 @@ from metrology.drift import DriftFit, predicted_out_of_tolerance
 from metrology.health import DRIFT_CONDITIONS, SEVERITY, Status
 from metrology.instrument import InstrumentSpec, ReferenceKind
 from metrology.reading import Reading
-from metrology.timebase import SECONDS_PER_DAY, SECONDS_PER_HOUR, iso
+from metrology.timebase import SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_YEAR, iso
 from stream_processors.policy import ProcessingPolicy
 from stream_processors.state import DriftTracking, InstrumentState, Judgement
 
@@ -89,7 +89,16 @@ def step(
         u_residual = math.hypot(u_calibration, reading.u_reference or 0.0)
         lower, upper = context.spec.tolerance.limits_at(reading.reference)
         judgement = Judgement(residual, u_residual, reading.reference, lower, upper)
-        tracking = _track(tracking, ts, judgement, u_calibration, context.policy)
+        if record is None:
+            # Without a certificate in force the instrument's own uncertainty is unknown and
+            # nothing says its error should be zero: only conformity is judged (it is
+            # CAL_OVERDUE anyway); detectors and the drift fit start with a certificate.
+            tracking = _judge_conformity(tracking, ts, judgement, context.policy)
+        else:
+            tracking = _track(
+                tracking, ts, judgement, u_calibration, context.policy,
+                context.spec.reporting_period_s,
+            )  # fmt: skip
 
     conditions, status, drift_flagged = _health(tracking, context, record, ts, offline=False)
     first_drift_at = state.first_drift_at
@@ -148,12 +157,22 @@ def accepted(judgement: Judgement, rule: DecisionRule) -> bool:
     return judgement.upper is None or residual <= judgement.upper - w
 
 
+def _judge_conformity(
+    tracking: DriftTracking, ts: float, judgement: Judgement, policy: ProcessingPolicy
+) -> DriftTracking:
+    """Latch OUT_OF_TOLERANCE when a residual is not accepted under the decision rule."""
+    if tracking.out_of_tolerance_since is None and not accepted(judgement, policy.decision_rule):
+        return tracking._replace(out_of_tolerance_since=ts)
+    return tracking
+
+
 def _track(
     tracking: DriftTracking,
     ts: float,
     judgement: Judgement,
     u_calibration: float,
     policy: ProcessingPolicy,
+    reporting_period_s: float,
 ) -> DriftTracking:
     """Advance warm-up, detectors, drift fit and prediction by one residual."""
     residual = judgement.residual
@@ -174,7 +193,7 @@ def _track(
             )
             if sigma > 0.0:  # else identical residuals with no stated uncertainty: keep warming up
                 baseline = Baseline(AS_LEFT_ERROR, sigma)
-                shift, chart = _design(baseline, judgement, policy)
+                shift, chart = _design(baseline, judgement, policy, reporting_period_s)
     else:
         ewma = ewma.update(residual, baseline, policy.ewma)
         cusum = cusum.update(residual, baseline, chart)
@@ -186,9 +205,9 @@ def _track(
                 and abs((ewma.statistic or 0.0) - baseline.mean) > shift / 2.0
             ):
                 drift_since, detector = ts, "EWMA"
-    out_of_tolerance_since = tracking.out_of_tolerance_since
-    if out_of_tolerance_since is None and not accepted(judgement, policy.decision_rule):
-        out_of_tolerance_since = ts
+    out_of_tolerance_since = _judge_conformity(
+        tracking, ts, judgement, policy
+    ).out_of_tolerance_since
     predicted, note = tracking.predicted_oot_at, tracking.prediction_note
     if fit.n >= policy.prediction_min_points and fit.n % policy.prediction_every == 0:
         predicted, note = _predict(
@@ -213,7 +232,7 @@ def _track(
 
 
 def _design(
-    baseline: Baseline, judgement: Judgement, policy: ProcessingPolicy
+    baseline: Baseline, judgement: Judgement, policy: ProcessingPolicy, reporting_period_s: float
 ) -> tuple[float, CusumChart]:
     """The shift worth flagging for this instrument and the CUSUM designed to find it."""
     if judgement.lower is not None and judgement.upper is not None:
@@ -228,7 +247,11 @@ def _design(
         policy.drift_fraction * half_tolerance,
         baseline.sigma,
     )
-    return shift, design_cusum(shift / baseline.sigma, policy.in_control_arl)
+    # False alarms are a rate in time: an instrument reporting every 5 minutes needs a twelve
+    # times longer run between them (in readings) than one reporting hourly.
+    readings_per_year = SECONDS_PER_YEAR / reporting_period_s
+    in_control_arl = max(policy.years_between_false_alarms * readings_per_year, 1e3)
+    return shift, design_cusum(shift / baseline.sigma, in_control_arl)
 
 
 def _predict(
