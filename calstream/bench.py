@@ -29,16 +29,13 @@ from pathlib import Path
 from calstream.pipeline import Pipeline
 from calstream.runtime import tune_garbage_collector
 from calstream.settings import Settings
-from calstream.wiring import admission_for, policy_for
+from calstream.wiring import pipeline_for, subscriber_for
 from edge_sim.fleetgen import generate_fleet_document
 from edge_sim.gateway import GatewayPublisher
 from edge_sim.simulator import FleetSimulator
-from ingest.subscriber import DurableSubscriber
 from metrology.fleet import Fleet, load_fleet
 from metrology.timebase import SECONDS_PER_DAY
-from metrology.wire import READINGS_SUBSCRIPTION
 from storage.sqlite_store import SqliteStore
-from stream_processors.runner import FleetProcessor
 
 BENCH_AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -139,14 +136,9 @@ def _publisher(
 def _raw_rate(
     host: str, port: int, instruments: int, case: BenchCase, seed: int
 ) -> tuple[float, int]:
-    subscriber = DurableSubscriber(
-        host,
-        port,
-        client_id=f"calstream-bench-raw-{uuid.uuid4().hex[:6]}",
-        topic=READINGS_SUBSCRIPTION,
-        queue_size=10_000,
+    subscriber = subscriber_for(
+        Settings(), host, port, f"calstream-bench-raw-{uuid.uuid4().hex[:6]}", queue_size=10_000
     )
-    subscriber.start()
     expected = case.readings
     with _publisher(host, port, instruments, case, seed) as go:
         go.set()
@@ -172,21 +164,13 @@ def _pipeline_rate(
     settings = Settings(max_age_days=100_000)
     store = SqliteStore(work / f"bench-{case.readings_per_message}.sqlite")
     store.register_fleet(fleet)
-    subscriber = DurableSubscriber(
-        host,
-        port,
-        client_id=f"calstream-bench-pipeline-{uuid.uuid4().hex[:6]}",
-        topic=READINGS_SUBSCRIPTION,
-        queue_size=10_000,
+    subscriber = subscriber_for(
+        settings, host, port, f"calstream-bench-pipeline-{uuid.uuid4().hex[:6]}", queue_size=10_000
     )
-    subscriber.start()
-    pipeline = Pipeline(
-        subscriber,
-        admission_for(fleet, settings),
-        FleetProcessor(fleet, policy_for(settings)),
-        store,
+    pipeline = pipeline_for(
+        fleet, settings, store, subscriber,
         max_messages_per_batch=max(1, 20_000 // case.readings_per_message),
-    )
+    )  # fmt: skip
     pipeline.start()
     with _publisher(host, port, instruments, case, seed) as go:
         go.set()

@@ -43,6 +43,17 @@ def _settings() -> Settings:
     return settings
 
 
+def _as_typed(program: str) -> str:
+    """How to call this program again from here (``.venv/bin/calstream`` after ``make demo``)."""
+    path = Path(program)
+    if path.name in ("__main__.py", "-c") or not path.exists():
+        return "calstream"
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return path.name
+
+
 def _fail(message: str, code: int = 2) -> NoReturn:
     Console(stderr=True).print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
@@ -133,7 +144,8 @@ def demo(
         _fail(f"demo failed: {exc}", code=1)
     summary = result.as_dict()
     console.print(screen.summary(result))
-    console.print(f"Fleet health stays in the store: [bold]calstream status --db {result.db}[/]")
+    command = _as_typed(sys.argv[0])
+    console.print(f"Fleet health stays in the store: [bold]{command} status --db {result.db}[/]")
     if json_output:
         sys.stdout.write(json.dumps(summary, sort_keys=False) + "\n")
 

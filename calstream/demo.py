@@ -23,15 +23,13 @@ from calstream.observability import ObservabilityServer, serve
 from calstream.pipeline import Pipeline
 from calstream.scoring import DetectionScore, score_detection
 from calstream.settings import Settings, broker_address, example_fleet_path
-from calstream.wiring import admission_for, policy_for, read_fleet
+from calstream.wiring import pipeline_for, policy_for, read_fleet, subscriber_for
 from edge_sim.fleetgen import generate_fleet_document
 from edge_sim.gateway import GatewayPublisher
 from edge_sim.simulator import FleetSimulator
 from edge_sim.truth import GroundTruth, write_truth
-from ingest.subscriber import DurableSubscriber
 from metrology.fleet import Fleet, load_fleet
 from metrology.timebase import SECONDS_PER_DAY
-from metrology.wire import READINGS_SUBSCRIPTION
 from storage.sqlite_store import SqliteStore
 from stream_processors.runner import FleetProcessor
 
@@ -187,19 +185,9 @@ class Demo:
         policy = replace(policy_for(self.settings), offline_grace_s=2 * self.publish_interval_s)
         self.processor = FleetProcessor(self.fleet, policy)
         run_id = uuid.uuid4().hex[:8]
-        subscriber = DurableSubscriber(
-            host,
-            port,
-            client_id=f"calstream-demo-{run_id}",
-            topic=READINGS_SUBSCRIPTION,
-            username=self.settings.mqtt_username,
-            password=self.settings.mqtt_password.get_secret_value()
-            if self.settings.mqtt_password
-            else None,
-        )
-        subscriber.start()
-        self.pipeline = pipeline = Pipeline(
-            subscriber, admission_for(self.fleet, self.settings), self.processor, store
+        subscriber = subscriber_for(self.settings, host, port, f"calstream-demo-{run_id}")
+        self.pipeline = pipeline = pipeline_for(
+            self.fleet, self.settings, store, subscriber, processor=self.processor
         )
         pipeline.start()
         settings = self.settings

@@ -20,11 +20,8 @@ from calstream.observability import serve
 from calstream.pipeline import Pipeline
 from calstream.runtime import tune_garbage_collector
 from calstream.settings import Settings, broker_address
-from calstream.wiring import admission_for, policy_for, read_fleet
-from ingest.subscriber import DurableSubscriber
-from metrology.wire import READINGS_SUBSCRIPTION
+from calstream.wiring import pipeline_for, read_fleet, subscriber_for
 from storage.sqlite_store import SqliteStore
-from stream_processors.runner import FleetProcessor
 
 log = logging.getLogger(__name__)
 
@@ -65,21 +62,8 @@ class Service:
             signal.signal(signal.SIGINT, self._on_signal)
         host, port = self._broker()
         settings = self.settings
-        subscriber = DurableSubscriber(
-            host,
-            port,
-            client_id=settings.client_id,
-            topic=READINGS_SUBSCRIPTION,
-            username=settings.mqtt_username,
-            password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None,
-        )
-        subscriber.start()
-        self.pipeline = pipeline = Pipeline(
-            subscriber,
-            admission_for(self.fleet, settings),
-            FleetProcessor(self.fleet, policy_for(settings)),
-            self.store,
-        )
+        subscriber = subscriber_for(settings, host, port, settings.client_id)
+        self.pipeline = pipeline = pipeline_for(self.fleet, settings, self.store, subscriber)
         tune_garbage_collector()
         started = time.monotonic()
         pipeline.start()

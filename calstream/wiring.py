@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from calstream.pipeline import Pipeline
 from calstream.settings import Settings
 from ingest.admission import Admission, AdmissionPolicy
+from ingest.subscriber import DurableSubscriber
 from metrology.conformity import DecisionRule
 from metrology.errors import FleetError
 from metrology.fleet import Fleet, load_fleet
+from metrology.wire import READINGS_SUBSCRIPTION
+from storage.sqlite_store import SqliteStore
 from stream_processors.policy import ProcessingPolicy
+from stream_processors.runner import FleetProcessor
 
 
 def policy_for(settings: Settings) -> ProcessingPolicy:
@@ -28,6 +34,32 @@ def admission_for(fleet: Fleet, settings: Settings) -> Admission:
         fleet.instruments,
         AdmissionPolicy(max_future_s=settings.max_future_s, max_age_days=settings.max_age_days),
     )
+
+
+def subscriber_for(
+    settings: Settings, host: str, port: int, client_id: str, queue_size: int = 2_000
+) -> DurableSubscriber:
+    """A started durable subscription to every readings topic, with the configured credentials."""
+    password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+    subscriber = DurableSubscriber(
+        host, port, client_id=client_id, topic=READINGS_SUBSCRIPTION, queue_size=queue_size,
+        username=settings.mqtt_username, password=password,
+    )  # fmt: skip
+    subscriber.start()
+    return subscriber
+
+
+def pipeline_for(
+    fleet: Fleet,
+    settings: Settings,
+    store: SqliteStore,
+    subscriber: DurableSubscriber,
+    processor: FleetProcessor | None = None,
+    **options: Any,
+) -> Pipeline:
+    """The embedded pipeline for ``fleet``: admission, processing and the store, as configured."""
+    processor = processor or FleetProcessor(fleet, policy_for(settings))
+    return Pipeline(subscriber, admission_for(fleet, settings), processor, store, **options)
 
 
 def read_fleet(path: Path) -> Fleet:

@@ -144,29 +144,17 @@ def test_metrics_and_health_answer_while_the_pipeline_runs(
 
     from calstream.embedded_broker import free_port
     from calstream.observability import serve
-    from calstream.pipeline import Pipeline
     from calstream.settings import Settings
-    from calstream.wiring import admission_for, policy_for
+    from calstream.wiring import pipeline_for, subscriber_for
     from edge_sim.gateway import GatewayPublisher
     from edge_sim.simulator import FleetSimulator
-    from ingest.subscriber import DurableSubscriber
-    from metrology.wire import READINGS_SUBSCRIPTION
     from storage.sqlite_store import SqliteStore
-    from stream_processors.runner import FleetProcessor
 
     settings = Settings()
     store = SqliteStore(tmp_path / "store.sqlite")
     store.register_fleet(example_fleet)
-    subscriber = DurableSubscriber(
-        mosquitto.host, mosquitto.port, client_id="metrics-test", topic=READINGS_SUBSCRIPTION
-    )
-    subscriber.start()
-    pipeline = Pipeline(
-        subscriber,
-        admission_for(example_fleet, settings),
-        FleetProcessor(example_fleet, policy_for(settings)),
-        store,
-    )
+    subscriber = subscriber_for(settings, mosquitto.host, mosquitto.port, "metrics-test")
+    pipeline = pipeline_for(example_fleet, settings, store, subscriber)
     pipeline.start()
     server = serve(pipeline, "127.0.0.1", free_port())
     assert server is not None

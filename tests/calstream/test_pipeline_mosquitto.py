@@ -11,9 +11,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from calstream.local_mosquitto import LocalMosquitto
-from calstream.pipeline import Pipeline
 from calstream.settings import Settings
-from calstream.wiring import admission_for, policy_for
+from calstream.wiring import pipeline_for, subscriber_for
 from edge_sim.gateway import GatewayPublisher
 from edge_sim.simulator import FleetSimulator
 from ingest.subscriber import DurableSubscriber
@@ -21,7 +20,6 @@ from metrology.fleet import Fleet
 from metrology.timebase import SECONDS_PER_DAY, iso
 from metrology.wire import READINGS_SUBSCRIPTION, encode, readings_topic
 from storage.sqlite_store import SqliteStore
-from stream_processors.runner import FleetProcessor
 
 
 def _hostile_messages(fleet: Fleet, ts: float) -> dict[str, tuple[str, bytes]]:
@@ -83,18 +81,9 @@ def test_good_and_hostile_input_in_one_run(
     settings = Settings(max_future_s=3_600.0)
     store = SqliteStore(tmp_path / "store.sqlite")
     store.register_fleet(fleet)
-    subscriber = DurableSubscriber(
-        mosquitto.host, mosquitto.port, client_id="pipeline-test", topic=READINGS_SUBSCRIPTION
-    )
-    subscriber.start()
+    subscriber = subscriber_for(settings, mosquitto.host, mosquitto.port, "pipeline-test")
     clock_now = end  # the receiver's clock sits at the end of the simulated window
-    pipeline = Pipeline(
-        subscriber,
-        admission_for(fleet, settings),
-        FleetProcessor(fleet, policy_for(settings)),
-        store,
-        clock=lambda: clock_now,
-    )
+    pipeline = pipeline_for(fleet, settings, store, subscriber, clock=lambda: clock_now)
     pipeline.start()
 
     simulator = FleetSimulator(fleet, seed=3, start=end - 20 * SECONDS_PER_DAY, end=end)
@@ -163,17 +152,8 @@ def test_nothing_is_acknowledged_before_it_is_stored(
 
     store = SqliteStore(tmp_path / "store.sqlite")
     store.register_fleet(fleet)
-    second = DurableSubscriber(
-        mosquitto.host, mosquitto.port, client_id="pipeline-ack", topic=READINGS_SUBSCRIPTION
-    )
-    second.start()
-    pipeline = Pipeline(
-        second,
-        admission_for(fleet, settings),
-        FleetProcessor(fleet, policy_for(settings)),
-        store,
-        clock=lambda: end,
-    )
+    second = subscriber_for(settings, mosquitto.host, mosquitto.port, "pipeline-ack")
+    pipeline = pipeline_for(fleet, settings, store, second, clock=lambda: end)
     deadline = time.monotonic() + 30
     while store.reading_count() < len(readings) and time.monotonic() < deadline:
         pipeline.run_once(0.2)
@@ -197,17 +177,8 @@ def test_a_locked_store_holds_the_pipeline_back_and_loses_nothing(
     path = tmp_path / "store.sqlite"
     store = SqliteStore(path, busy_timeout_ms=100)
     store.register_fleet(fleet)
-    subscriber = DurableSubscriber(
-        mosquitto.host, mosquitto.port, client_id="locked-store", topic=READINGS_SUBSCRIPTION
-    )
-    subscriber.start()
-    pipeline = Pipeline(
-        subscriber,
-        admission_for(fleet, settings),
-        FleetProcessor(fleet, policy_for(settings)),
-        store,
-        clock=lambda: end,
-    )
+    subscriber = subscriber_for(settings, mosquitto.host, mosquitto.port, "locked-store")
+    pipeline = pipeline_for(fleet, settings, store, subscriber, clock=lambda: end)
     pipeline.start(write_behind=True)
     publisher = GatewayPublisher(client_id="gateways-locked-store")
     publisher.connect(mosquitto.host, mosquitto.port)
