@@ -11,14 +11,10 @@ without one, drift is unobservable by design (UNVERIFIED); those are counted apa
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
-from edge_sim.behaviour import Behaviour
 from edge_sim.truth import GroundTruth
-from metrology.instrument import ReferenceKind
-from metrology.timebase import SECONDS_PER_DAY
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,52 +55,27 @@ class DetectionScore:
 def score_detection(
     truth: GroundTruth, first_flagged_at: Mapping[str, float | None]
 ) -> DetectionScore:
-    """Compare when each instrument was first flagged for drift with what really happened."""
-    injected = before = late = missed = stable = false_alarms = 0
-    within = within_flagged = unobservable = instant = instant_flagged = 0
-    leads: list[float] = []
-    for instrument in truth.instruments.values():
-        flagged = first_flagged_at.get(instrument.instrument_id)
-        observable = instrument.reference_kind != ReferenceKind.NONE.value
-        if instrument.behaviour is Behaviour.STABLE:
-            if observable:
-                stable += 1
-                false_alarms += flagged is not None
-            continue
-        if not instrument.behaviour.drifts:
-            continue  # stuck values and dropouts are data-quality faults, scored elsewhere
-        if not observable:
-            unobservable += 1
-            continue
-        if instrument.true_oot_at is None:
-            within += 1
-            within_flagged += flagged is not None
-            continue
-        if (
-            instrument.behaviour is Behaviour.STEP_SHIFT
-        ):  # a step that leaves tolerance does so at once
-            instant += 1
-            instant_flagged += flagged is not None
-            continue
-        injected += 1
-        if flagged is None:
-            missed += 1
-        elif flagged <= instrument.true_oot_at:
-            before += 1
-            leads.append((instrument.true_oot_at - flagged) / SECONDS_PER_DAY)
-        else:
-            late += 1
+    """Compare when each instrument was first flagged for drift with what really happened.
+
+    The classification (stable, data fault, unobservable, instant shift, within tolerance,
+    leaving tolerance) is the detection benchmark's (:mod:`calstream.detection_bench`); this is
+    its summary for one run.
+    """
+    from calstream.detection_bench import outcomes_of, score
+
+    bench = score(outcomes_of(truth, first_flagged_at))
+    drifts = bench.kinds["all"]
     return DetectionScore(
-        injected_drifts=injected,
-        detected_before_oot=before,
-        detected_late=late,
-        missed=missed,
-        stable_instruments=stable,
-        false_alarms=false_alarms,
-        drifts_within_tolerance=within,
-        drifts_within_tolerance_flagged=within_flagged,
-        unobservable_drifts=unobservable,
-        instant_shifts=instant,
-        instant_shifts_flagged=instant_flagged,
-        median_lead_days=statistics.median(leads) if leads else None,
+        injected_drifts=drifts.leaving_tolerance,
+        detected_before_oot=drifts.detected_before_oot,
+        detected_late=drifts.detected_late,
+        missed=drifts.missed,
+        stable_instruments=bench.stable_instruments,
+        false_alarms=bench.stable_flagged,
+        drifts_within_tolerance=drifts.within_tolerance,
+        drifts_within_tolerance_flagged=drifts.within_tolerance_flagged,
+        unobservable_drifts=bench.unobservable_drifts,
+        instant_shifts=bench.instant_shifts,
+        instant_shifts_flagged=bench.instant_shifts_flagged,
+        median_lead_days=drifts.lead_days_median,
     )

@@ -200,7 +200,7 @@ def test_run_seed_finds_the_exact_first_flag_and_prediction(
     assert {
         i: (p.made_at, p.predicted_oot_at) for i, p in run.first_predictions.items()
     } == predictions
-    # The same flags scored by calstream.scoring agree with the bench's counts.
+    # The recorded flag times, scored through the demo summary, give the same counts.
     reference = score_detection(run.truth, flags)
     s = score(outcomes_of(run.truth, run.first_flags, run.first_predictions))
     overall = s.kinds[ALL]
