@@ -222,7 +222,9 @@ def run_seed(
                     flag_news = False
                 predicted = replayed.tracking.predicted_oot_at
                 if prediction_news and predicted is not None:
-                    first_predictions[instrument_id] = FirstPrediction(reading.ts, predicted)
+                    first_predictions[instrument_id] = FirstPrediction(
+                        reading.ts, _best_estimate(replayed)
+                    )
                     prediction_news = False
                 if not (flag_news or prediction_news):
                     break
@@ -230,7 +232,7 @@ def run_seed(
                 first_flags[instrument_id] = _first_flag(state, context)
             if prediction_news and state.tracking.predicted_oot_at is not None:
                 first_predictions[instrument_id] = FirstPrediction(
-                    state.last_reading_at or batch[-1].ts, state.tracking.predicted_oot_at
+                    state.last_reading_at or batch[-1].ts, _best_estimate(state)
                 )
         if on_day is not None and batch[-1].ts >= next_day:
             days = math.floor((batch[-1].ts - start) / SECONDS_PER_DAY)
@@ -281,6 +283,16 @@ class InstrumentOutcome:
     def instant_shift(self) -> bool:
         """A step shift that jumps straight out of tolerance: no warning can precede it."""
         return self.behaviour is Behaviour.STEP_SHIFT and self.true_oot_at is not None
+
+
+def _best_estimate(state: InstrumentState) -> float:
+    """The date scored: the fitted line's crossing, else the band's (never None here)."""
+    tracking = state.tracking
+    estimate = tracking.estimated_oot_at
+    if estimate is not None:
+        return estimate
+    assert tracking.predicted_oot_at is not None
+    return tracking.predicted_oot_at
 
 
 def outcomes_of(

@@ -160,6 +160,23 @@ class DriftFit(NamedTuple):
         var_b0 = s2 / self.n + self.mean_t * self.mean_t * var_b1
         return ((var_b0, cov), (cov, var_b1))
 
+    def line_crossing(
+        self, lower: float | None, upper: float | None, after: float = 0.0
+    ) -> float | None:
+        """The first ``t >= after`` where the fitted line ``b0 + b1 t`` reaches a limit.
+
+        The best estimate of when the error leaves tolerance; the prediction band of
+        :func:`predicted_out_of_tolerance` reaches the limit earlier, by design. ``None``
+        without a fitted slope, or when the line moves away from both limits.
+        """
+        slope, intercept = self.slope, self.intercept
+        if slope is None or intercept is None or slope == 0.0:
+            return None
+        limit = upper if slope > 0.0 else lower
+        if limit is None:
+            return None
+        return max((limit - intercept) / slope, after)
+
     def predict(self, t: float) -> tuple[float, float] | None:
         """``(e_hat(t), u_pred(t))`` with ``u_pred^2 = s^2 + t'^T Cov(b) t'``, ``t' = (1, t)``.
 

@@ -36,7 +36,16 @@ class DriftTracking(NamedTuple):
     out_of_tolerance_since: float | None = None
     """When a residual was first not accepted under the decision rule (latched likewise)."""
     predicted_oot_at: float | None = None
+    """When the prediction band first reaches a limit (Castrup): the date AT_RISK is judged on."""
     prediction_note: str | None = None
+    estimated_oot_at: float | None = None
+    """Best estimate of leaving tolerance: where the fitted line reaches the limit."""
+    rise_fit: DriftFit = DriftFit()
+    """Fit of the residuals since the upper CUSUM was last zero: the change point of a rise."""
+    fall_fit: DriftFit = DriftFit()
+    """Likewise for the lower CUSUM."""
+    drift_side: int = 0
+    """+1 for an upward drift signal, -1 downward, 0 none."""
 
 
 class Judgement(NamedTuple):

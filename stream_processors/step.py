@@ -43,6 +43,7 @@ COVERAGE_FACTOR = 2.0
 """k used to expand u(e) for the conformity decision (about 95 % for a normal distribution)."""
 
 
+_NO_FIT = DriftFit()
 _NO_DRIFT_NUMBERS = (None,) * 6
 """Residual, its uncertainty, EWMA, CUSUM high and low, drift rate: none for a late reading."""
 
@@ -183,6 +184,7 @@ def _track(
     chart, shift = tracking.cusum_chart, tracking.shift_to_detect
     ewma, cusum = tracking.ewma, tracking.cusum
     drift_since, detector = tracking.drift_since, tracking.drift_detector
+    rise_fit, fall_fit, side = tracking.rise_fit, tracking.fall_fit, tracking.drift_side
     if baseline is None or chart is None or shift is None:
         warm_up = warm_up.add(residual)
         if warm_up.n >= policy.warm_up_residuals:
@@ -197,22 +199,38 @@ def _track(
     else:
         ewma = ewma.update(residual, baseline, policy.ewma)
         cusum = cusum.update(residual, baseline, chart)
+        # The last time a CUSUM side was zero estimates when a change began (Montgomery, SQC
+        # §9.1.3): a fit restarted there follows the drift without the flat record before it.
+        rise_fit = _NO_FIT if cusum.high == 0.0 else rise_fit.add(since_origin_days, residual)
+        fall_fit = _NO_FIT if cusum.low == 0.0 else fall_fit.add(since_origin_days, residual)
         if drift_since is None:
             if cusum.signals(baseline, chart):
                 drift_since, detector = ts, "CUSUM"
+                side = 1 if cusum.high >= cusum.low else -1
             elif (
                 ewma.signals(baseline, policy.ewma)
                 and abs((ewma.statistic or 0.0) - baseline.mean) > shift / 2.0
             ):
                 drift_since, detector = ts, "EWMA"
+                side = 1 if (ewma.statistic or 0.0) > baseline.mean else -1
     out_of_tolerance_since = _judge_conformity(
         tracking, ts, judgement, policy
     ).out_of_tolerance_since
     predicted, note = tracking.predicted_oot_at, tracking.prediction_note
+    estimated = tracking.estimated_oot_at
     if fit.n >= policy.prediction_min_points and fit.n % policy.prediction_every == 0:
+        # Once a drift is signalled, extrapolate the drift since its change point.
+        trend = rise_fit if side > 0 else fall_fit
+        basis = trend if side and trend.n >= policy.prediction_min_points else fit
         predicted, note = _predict(
-            fit, tracking.origin, since_origin_days, judgement, u_calibration, policy
+            basis, tracking.origin, since_origin_days, judgement, u_calibration, policy
         )
+        crossing = (
+            None
+            if predicted is None
+            else basis.line_crossing(judgement.lower, judgement.upper, since_origin_days)
+        )
+        estimated = None if crossing is None else tracking.origin + crossing * SECONDS_PER_DAY
     return DriftTracking(
         tracking.certificate_id,
         tracking.origin,
@@ -228,6 +246,10 @@ def _track(
         out_of_tolerance_since,
         predicted,
         note,
+        estimated,
+        rise_fit,
+        fall_fit,
+        side,
     )
 
 
@@ -483,6 +505,7 @@ def describe(state: InstrumentState, context: InstrumentContext, at: float) -> H
         "drift_rate_u": fit.slope_standard_error,
         "fit_points": float(fit.n),
         "predicted_oot_at": tracking.predicted_oot_at,
+        "estimated_oot_at": tracking.estimated_oot_at,
         "prediction_note": tracking.prediction_note,
         "drift_since": tracking.drift_since,
         "drift_detector": tracking.drift_detector,

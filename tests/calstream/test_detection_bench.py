@@ -187,9 +187,9 @@ def test_run_seed_finds_the_exact_first_flag_and_prediction(
         if new.first_drift_at is not None:
             flags.setdefault(reading.instrument_id, new.first_drift_at)
         if new.tracking.predicted_oot_at is not None:
-            predictions.setdefault(
-                reading.instrument_id, (reading.ts, new.tracking.predicted_oot_at)
-            )
+            # The scored date is the best estimate (the fitted line's crossing).
+            best = new.tracking.estimated_oot_at or new.tracking.predicted_oot_at
+            predictions.setdefault(reading.instrument_id, (reading.ts, best))
         return result
 
     monkeypatch.setattr(runner, "step", watched)

@@ -281,3 +281,15 @@ def test_invalid_arguments_are_refused() -> None:
     with pytest.raises(DriftFitError):
         student_t_factor(0.95, 0, two_sided=True)
     assert student_t_factor(0.95, 10, two_sided=True) == pytest.approx(stats.t.ppf(0.975, 10))
+
+
+def test_line_crossing_is_where_the_fitted_line_meets_the_limit() -> None:
+    times = np.arange(0.0, 20.0)
+    rising = fit_of(times, 0.1 + 0.01 * times)
+    assert rising.line_crossing(-0.5, 0.5) == pytest.approx(40.0)
+    assert rising.line_crossing(-0.5, 0.5, after=50.0) == 50.0  # already beyond: now
+    assert rising.line_crossing(-0.5, None) is None  # moving away from the only limit
+    falling = fit_of(times, -0.02 * times)
+    assert falling.line_crossing(-0.5, 0.5) == pytest.approx(25.0)
+    assert fit_of(times, np.zeros(20)).line_crossing(-0.5, 0.5) is None
+    assert DriftFit().line_crossing(-0.5, 0.5) is None

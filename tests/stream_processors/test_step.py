@@ -86,9 +86,7 @@ def test_linear_drift_is_flagged_well_before_it_leaves_tolerance(
     hours = np.arange(24 * 200)
     drift = np.where(hours > 24 * 20, (hours - 24 * 20) * (1.5 * MPE / (24 * 150)), 0.0)
     errors = drift + np.random.default_rng(5).normal(0.0, NOISE, hours.size)
-    state, _, changes = run(
-        context, readings_with_error(errors, context.calibrations.records[0])
-    )
+    state, _, changes = run(context, readings_with_error(errors, context.calibrations.records[0]))
     true_oot = CALIBRATED_AT + HOUR + float(np.argmax(drift > MPE)) * HOUR
     assert state.first_drift_at is not None and state.first_drift_at < true_oot - days(20)
     statuses = [c.status for c in changes]
@@ -98,6 +96,14 @@ def test_linear_drift_is_flagged_well_before_it_leaves_tolerance(
     assert oot.numbers["residual"] > MPE or oot.numbers["residual"] < -MPE
     assert oot.numbers["decision_rule"] == "simple"
     assert state.tracking.predicted_oot_at is not None
+    # A month before it happens, the best estimate extrapolates the drift since its change
+    # point (not the flat record before it) and lands within a week.
+    month_before = int((true_oot - days(30) - CALIBRATED_AT) // HOUR)
+    earlier, _, _ = run(
+        context, readings_with_error(errors[:month_before], context.calibrations.records[0])
+    )
+    estimated = earlier.tracking.estimated_oot_at
+    assert estimated is not None and abs(estimated - true_oot) < days(7)
 
 
 def test_guard_band_rule_judges_out_of_tolerance_inside_the_limit() -> None:
