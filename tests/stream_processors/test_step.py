@@ -97,13 +97,14 @@ def test_linear_drift_is_flagged_well_before_it_leaves_tolerance(
     assert oot.numbers["decision_rule"] == "simple"
     assert state.tracking.predicted_oot_at is not None
     # A month before it happens, the best estimate extrapolates the drift since its change
-    # point (not the flat record before it) and lands within a week.
+    # point (not the flat record before it) and lands within two days (the whole-period fit
+    # is almost eight days off here).
     month_before = int((true_oot - days(30) - CALIBRATED_AT) // HOUR)
     earlier, _, _ = run(
         context, readings_with_error(errors[:month_before], context.calibrations.records[0])
     )
     estimated = earlier.tracking.estimated_oot_at
-    assert estimated is not None and abs(estimated - true_oot) < days(7)
+    assert estimated is not None and abs(estimated - true_oot) < days(2)
 
 
 def test_guard_band_rule_judges_out_of_tolerance_inside_the_limit() -> None:
