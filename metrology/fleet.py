@@ -8,6 +8,7 @@ A fleet file (YAML, read at the edges) is validated here into domain values. Sha
       - id: acme
         name: ACME Precision Parts
         kind: manufacturer                # or calibration_provider (with clients: [...])
+        decision_rule: guard_band_u       # optional: simple | guard_band_u | risk:0.025
         sites:
           - id: acme-north
             name: North plant
@@ -21,6 +22,7 @@ A fleet file (YAML, read at the edges) is validated here into domain values. Sha
                 gateway: gw-01
                 reference: {kind: check_standard}        # reference_instrument (instrument:),
                                                          # peer_group (group:), none
+                decision_rule: simple                    # optional: overrides the tenant's
                 calibrations:
                   - certificate: CAL-2026-0001
                     date: 2026-01-15T00:00:00Z
@@ -39,9 +41,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from metrology.calibration import CalibrationHistory, CalibrationRecord, Correction
+from metrology.conformity import DecisionRule
 from metrology.errors import FleetError, UnitError
 from metrology.instrument import InstrumentSpec, ReferenceKind, ReferenceRelation, Tolerance
 from metrology.timebase import to_epoch
@@ -122,6 +125,15 @@ class _Calibration(BaseModel):
     interval_days: Annotated[float, Field(gt=0)]
 
 
+def _check_rule(text: str) -> str:
+    DecisionRule.parse(text)  # raises DecisionRuleError (a ValueError) naming what is wrong
+    return text
+
+
+_Rule = Annotated[str, AfterValidator(_check_rule)]
+"""A decision rule as text (``simple``, ``guard_band_u``, ``risk:0.025``), validated."""
+
+
 class _Instrument(BaseModel):
     model_config = _STRICT
     id: _Id
@@ -133,6 +145,7 @@ class _Instrument(BaseModel):
     gateway: _Id
     reference: _Reference
     description: str = ""
+    decision_rule: _Rule | None = None
     calibrations: list[_Calibration] = []
 
 
@@ -149,6 +162,8 @@ class _Tenant(BaseModel):
     name: str = ""
     kind: TenantKind = TenantKind.MANUFACTURER
     clients: list[_Id] = []
+    decision_rule: _Rule | None = None
+    """The conformity decision rule for the tenant's instruments (an instrument may override)."""
     sites: list[_Site] = []
 
 
@@ -281,6 +296,7 @@ def load_fleet(document: Mapping[str, Any]) -> Fleet:
                         reference_instrument=item.reference.instrument,
                     ),
                     description=item.description,
+                    decision_rule=_rule(item.decision_rule or tenant.decision_rule),
                 )
                 ranges[item.id] = MeasuringRange(item.range.low, item.range.high)
                 calibrations[item.id] = CalibrationHistory(
@@ -312,6 +328,10 @@ def load_fleet(document: Mapping[str, Any]) -> Fleet:
             )
     as_of = None if parsed.as_of is None else _epoch(parsed.as_of, "as_of")
     return Fleet(parsed.fleet, as_of, tenants, sites, instruments, ranges, calibrations)
+
+
+def _rule(text: str | None) -> DecisionRule | None:
+    return None if text is None else DecisionRule.parse(text)
 
 
 def _epoch(moment: datetime, where: str) -> float:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from metrology.conformity import DecisionRule
+
 
 class ReferenceKind(StrEnum):
     """Where the reference value that reveals drift comes from (METROLOGY.md, best first)."""
@@ -73,3 +75,5 @@ class InstrumentSpec:
     reporting_period_s: float
     reference: ReferenceRelation
     description: str = ""
+    decision_rule: DecisionRule | None = None
+    """The conformity decision rule set for this instrument or its tenant (None: the default)."""

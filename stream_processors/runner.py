@@ -10,16 +10,23 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from metrology.assessment import Assessment, HealthSnapshot, StatusChange
 from metrology.fleet import Fleet
-from metrology.instrument import ReferenceKind
+from metrology.instrument import InstrumentSpec, ReferenceKind
 from metrology.reading import Reading
 from stream_processors.peers import PeerBoard
 from stream_processors.policy import ProcessingPolicy
 from stream_processors.state import InstrumentState
 from stream_processors.step import InstrumentContext, assess_clock, describe, step
+
+
+def _with_rule(policy: ProcessingPolicy, spec: InstrumentSpec) -> ProcessingPolicy:
+    """The policy with the decision rule the fleet file sets for the instrument or its tenant."""
+    if spec.decision_rule is None or spec.decision_rule == policy.decision_rule:
+        return policy
+    return replace(policy, decision_rule=spec.decision_rule)
 
 
 @dataclass(slots=True)
@@ -48,7 +55,7 @@ class FleetProcessor:
             policy_for = lambda _instrument: shared  # noqa: E731
         self.contexts: dict[str, InstrumentContext] = {
             instrument_id: InstrumentContext(
-                spec, fleet.calibrations[instrument_id], policy_for(instrument_id)
+                spec, fleet.calibrations[instrument_id], _with_rule(policy_for(instrument_id), spec)
             )
             for instrument_id, spec in fleet.instruments.items()
         }

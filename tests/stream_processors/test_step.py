@@ -176,3 +176,33 @@ def test_a_late_reading_is_corrected_but_moves_no_detector(context: InstrumentCo
     after, assessment, change = step(state, a, context)
     assert assessment.corrected == pytest.approx(50.0) and assessment.residual is None
     assert after.tracking == state.tracking and after.readings == 2 and change is None
+
+
+def test_the_decision_rule_is_set_per_tenant_and_per_instrument(example_fleet) -> None:  # type: ignore[no-untyped-def]
+    """The fleet file's rule (tenant default, instrument override) is the one each decision uses."""
+    import copy
+
+    import yaml
+
+    from calstream.settings import example_fleet_path
+    from metrology.errors import FleetError
+    from metrology.fleet import load_fleet
+    from stream_processors.runner import FleetProcessor
+
+    document = yaml.safe_load(example_fleet_path().read_text())
+    acme = next(t for t in document["tenants"] if t["id"] == "acme")
+    acme["decision_rule"] = "guard_band_u"
+    first = acme["sites"][0]["instruments"][0]
+    first["decision_rule"] = "risk:0.01"
+    processor = FleetProcessor(load_fleet(document), ProcessingPolicy())
+    rules = {i: c.policy.decision_rule.name for i, c in processor.contexts.items()}
+    assert rules[first["id"]] == "risk:0.01"
+    acme_ids = [i["id"] for s in acme["sites"] for i in s["instruments"]]
+    assert {rules[i] for i in acme_ids if i != first["id"]} == {"guard_band_u"}
+    others = [i for i in rules if i not in acme_ids]
+    assert others and {rules[i] for i in others} == {"simple"}
+
+    broken = copy.deepcopy(document)
+    broken["tenants"][0]["decision_rule"] = "coin-toss"
+    with pytest.raises(FleetError, match="decision rule"):
+        load_fleet(broken)
