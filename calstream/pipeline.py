@@ -75,18 +75,6 @@ class PipelineCounters:
             "ack": self.ack_s,
         }
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "messages": self.messages,
-            "received": self.received,
-            "accepted": self.accepted,
-            "stored": self.stored,
-            "duplicates_in_store": self.duplicates_in_store,
-            "rejected": self.rejected,
-            "rejected_by_reason": dict(self.rejected_by_reason),
-            "alerts": self.alerts,
-        }
-
 
 class Pipeline:
     """Wires a subscriber, admission, the fleet processor and the store; runs in one thread."""

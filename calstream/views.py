@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -117,9 +116,3 @@ def progress_panel(
     for row in (line, bar, counts):
         grid.add_row(row)
     return Panel(grid, title="calstream demo", expand=True)
-
-
-def fleet_health(
-    counts: Mapping[tuple[str, str], Mapping[str, int]], worst: Sequence[HealthSnapshot]
-) -> RenderableType:
-    return Group(site_table(counts), worst_table(worst))
