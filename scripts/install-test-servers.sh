@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages of the servers the test suite starts, when they are missing.
+# The tests start their own instances on free ports in temporary folders; system-wide services
+# the packages enable are stopped.
 set -euo pipefail
 
 packages=()
-command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || packages+=(mosquitto)
+# need PACKAGE EXECUTABLE: install PACKAGE unless EXECUTABLE exists.
+need() {
+    [ -x "$2" ] || command -v "$(basename "$2")" >/dev/null 2>&1 || packages+=("$1")
+}
+need mosquitto /usr/sbin/mosquitto
 
 if [ ${#packages[@]} -eq 0 ]; then
     exit 0
@@ -16,7 +22,11 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
-# The Debian package enables a system-wide broker on port 1883; the tests start their own.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
-    $SUDO systemctl stop mosquitto || true
+# The packages may enable system-wide services on the default ports; the tests start their own.
+if command -v systemctl >/dev/null 2>&1; then
+    for service in mosquitto; do
+        if systemctl is-active --quiet "$service" 2>/dev/null; then
+            $SUDO systemctl stop "$service" || true
+        fi
+    done
 fi
