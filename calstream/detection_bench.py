@@ -20,9 +20,11 @@ What is scored (only instruments with a reference; see :mod:`calstream.scoring`)
 - delay from drift onset to the first flag, and the warning lead before the true OOT time;
 - false alarms on stable instruments: flagged instruments per stable instrument-year, and the
   fraction of stable instruments flagged;
-- the first predicted out-of-tolerance date of each drift that leaves tolerance:
-  ``|predicted - true_oot| / (true_oot - made_at)``, the error relative to the time that was left
-  when the first prediction was made.
+- the first best estimate of the out-of-tolerance date of each drift that leaves tolerance (the
+  fitted line's crossing, ``estimated_oot_at``, given once its inverse-prediction uncertainty is
+  small against the time left; the prediction band's earlier date, which raises AT_RISK, is
+  conservative by design and not scored): ``|estimated - true_oot| / (true_oot - made_at)``, the
+  error relative to the time that was left when the first estimate was made.
 
 The per-seed work (:func:`run_seed`) and the scoring (:func:`outcomes_of`, :func:`score`) are
 pure functions of their arguments.
@@ -120,7 +122,7 @@ class FirstFlag:
 
 @dataclass(frozen=True, slots=True)
 class FirstPrediction:
-    """The first predicted out-of-tolerance date of an instrument, and when it was made."""
+    """The first best estimate of an instrument's out-of-tolerance date, and when it was made."""
 
     made_at: float
     predicted_oot_at: float
@@ -204,7 +206,7 @@ def run_seed(
             state = states[instrument_id]
             flag_news = state.first_drift_at is not None and instrument_id not in first_flags
             prediction_news = instrument_id not in first_predictions and (
-                state.tracking.predicted_oot_at is not None
+                state.tracking.estimated_oot_at is not None
                 or _may_have_predicted(before[instrument_id], state, every)
             )
             if not (flag_news or prediction_news):
@@ -220,19 +222,18 @@ def run_seed(
                 if flag_news and replayed.first_drift_at is not None:
                     first_flags[instrument_id] = _first_flag(replayed, context)
                     flag_news = False
-                predicted = replayed.tracking.predicted_oot_at
-                if prediction_news and predicted is not None:
-                    first_predictions[instrument_id] = FirstPrediction(
-                        reading.ts, _best_estimate(replayed)
-                    )
+                estimated = replayed.tracking.estimated_oot_at
+                if prediction_news and estimated is not None:
+                    first_predictions[instrument_id] = FirstPrediction(reading.ts, estimated)
                     prediction_news = False
                 if not (flag_news or prediction_news):
                     break
             if flag_news and state.first_drift_at is not None:  # not expected: replay is exact
                 first_flags[instrument_id] = _first_flag(state, context)
-            if prediction_news and state.tracking.predicted_oot_at is not None:
+            estimated = state.tracking.estimated_oot_at
+            if prediction_news and estimated is not None:
                 first_predictions[instrument_id] = FirstPrediction(
-                    state.last_reading_at or batch[-1].ts, _best_estimate(state)
+                    state.last_reading_at or batch[-1].ts, estimated
                 )
         if on_day is not None and batch[-1].ts >= next_day:
             days = math.floor((batch[-1].ts - start) / SECONDS_PER_DAY)
@@ -283,16 +284,6 @@ class InstrumentOutcome:
     def instant_shift(self) -> bool:
         """A step shift that jumps straight out of tolerance: no warning can precede it."""
         return self.behaviour is Behaviour.STEP_SHIFT and self.true_oot_at is not None
-
-
-def _best_estimate(state: InstrumentState) -> float:
-    """The date scored: the fitted line's crossing, else the band's (never None here)."""
-    tracking = state.tracking
-    estimate = tracking.estimated_oot_at
-    if estimate is not None:
-        return estimate
-    assert tracking.predicted_oot_at is not None
-    return tracking.predicted_oot_at
 
 
 def outcomes_of(

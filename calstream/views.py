@@ -61,18 +61,98 @@ def site_table(
     return table
 
 
+def _number(numbers: Mapping[str, object], key: str, fmt: str = "{:+.3g}") -> str:
+    value = numbers.get(key)
+    return fmt.format(value) if isinstance(value, int | float) else "-"
+
+
+def _date(numbers: Mapping[str, object], key: str) -> str:
+    value = numbers.get(key)
+    return iso(value)[:10] if isinstance(value, int | float) else "-"
+
+
 def worst_table(snapshots: Sequence[HealthSnapshot], title: str = "Needs attention") -> Table:
-    """The most severe instruments with the first reason behind each status."""
+    """The most severe instruments: the numbers behind each status and the first reasons."""
     table = Table(title=title, title_justify="left", expand=True, pad_edge=False)
     table.add_column("instrument", no_wrap=True)
     table.add_column("status", no_wrap=True)
+    table.add_column("error ± U", justify="right", no_wrap=True)
+    table.add_column("p conf.", justify="right", no_wrap=True)
+    table.add_column("drift /d", justify="right", no_wrap=True)
+    table.add_column("predicted OOT", no_wrap=True)
+    table.add_column("due", no_wrap=True)
+    table.add_column("interval rec.", justify="right", no_wrap=True)
     table.add_column("why", overflow="fold")
     for snapshot in snapshots:
+        n = snapshot.numbers
+        u = n.get("u_residual")
+        expanded = f" ± {2 * u:.2g}" if isinstance(u, int | float) else ""
         table.add_row(
             snapshot.instrument_id,
             status_text(snapshot.status),
+            _number(n, "residual") + expanded,
+            _number(n, "probability_of_conformity", "{:.3f}"),
+            _number(n, "drift_rate", "{:+.2g}"),
+            _date(n, "predicted_oot_at"),
+            _date(n, "due_at"),
+            _number(n, "recommended_interval_days", "{:.0f} d"),
             "; ".join(snapshot.reasons[:2]) if snapshot.reasons else "",
         )
+    return table
+
+
+INSTRUMENT_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("conformity", ("residual", "u_residual", "reference", "lower_limit", "upper_limit",
+                    "probability_of_conformity", "decision", "guard_band", "decision_rule")),
+    ("detectors", ("baseline_mean", "sigma", "shift_to_detect", "ewma", "ewma_limit",
+                   "cusum_high", "cusum_low", "cusum_threshold", "drift_since", "drift_detector")),
+    ("drift and dates", ("drift_rate", "drift_rate_u", "fit_points", "fit_basis",
+                         "drift_rate_since_calibration", "predicted_oot_at", "estimated_oot_at",
+                         "prediction_note", "out_of_tolerance_since", "first_drift_at")),
+    ("calibration", ("certificate_id", "due_at", "interval_days", "hours_in_use",
+                     "recommended_interval_days", "interval_method", "interval_reason",
+                     "staircase_interval_days", "staircase_reason")),
+)  # fmt: skip
+"""The snapshot's numbers grouped as ``calstream status --instrument`` shows them."""
+
+_TIMES = frozenset(
+    {"drift_since", "predicted_oot_at", "estimated_oot_at", "out_of_tolerance_since",
+     "first_drift_at", "due_at"}
+)  # fmt: skip
+
+
+def _shown(key: str, value: object) -> str:
+    if value is None:
+        return "-"
+    if key in _TIMES and isinstance(value, int | float):
+        return iso(value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def instrument_table(snapshot: HealthSnapshot) -> Table:
+    """One instrument's health: status, every reason, and every number behind them."""
+    table = Table(
+        title=f"{snapshot.instrument_id} ({snapshot.tenant} / {snapshot.site})",
+        title_justify="left",
+        expand=True,
+        pad_edge=False,
+        show_header=False,
+    )
+    table.add_column("what", no_wrap=True, style="bold")
+    table.add_column("value", overflow="fold")
+    table.add_row("status", status_text(snapshot.status))
+    table.add_row("conditions", ", ".join(str(c) for c in snapshot.conditions) or "-")
+    for reason in snapshot.reasons:
+        table.add_row("why", reason)
+    table.add_row("evaluated", iso(snapshot.evaluated_at))
+    for section, keys in INSTRUMENT_SECTIONS:
+        table.add_section()
+        table.add_row(Text(section, style="italic"), "")
+        for key in keys:
+            if key in snapshot.numbers:
+                table.add_row(key, _shown(key, snapshot.numbers[key]))
     return table
 
 

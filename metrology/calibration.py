@@ -57,6 +57,9 @@ class CalibrationRecord:
     coverage_factor: float
     interval_days: float
     amendment: Amendment | None = None
+    as_found_error: float | None = None
+    """Error of indication found at this calibration before any adjustment (as-found), in the
+    instrument's unit, when the certificate states it: the input of the ILAC-G24 staircase."""
     standard_uncertainty: float = field(init=False)
     """u = U / k."""
     due_at: float = field(init=False)

@@ -177,6 +177,22 @@ class DriftFit(NamedTuple):
             return None
         return max((limit - intercept) / slope, after)
 
+    def crossing_standard_error(self, t: float) -> float | None:
+        """Standard uncertainty of the time ``t`` at which the fitted line reaches a level.
+
+        Inverse prediction by the delta method (Draper & Smith, *Applied Regression Analysis*,
+        §3.2 "inverse regression"): ``u(t) = u(e_hat(t)) / |b1|`` with the standard error of
+        the fitted line ``u(e_hat(t))^2 = s^2 (1/n + (t - mean_t)^2 / Sxx)``. ``None`` until
+        fitted or for a zero slope. It says how far the line's crossing can be trusted: a
+        crossing whose uncertainty is a large part of the time left is not yet an estimate.
+        """
+        s = self.residual_sd
+        if s is None or self.c_te == 0.0:
+            return None
+        offset = t - self.mean_t
+        line_u = s * math.sqrt(1.0 / self.n + offset * offset / self.m2_t)
+        return line_u / abs(self.c_te / self.m2_t)
+
     def predict(self, t: float) -> tuple[float, float] | None:
         """``(e_hat(t), u_pred(t))`` with ``u_pred^2 = s^2 + t'^T Cov(b) t'``, ``t' = (1, t)``.
 

@@ -9,6 +9,9 @@ A fleet file (YAML, read at the edges) is validated here into domain values. Sha
         name: ACME Precision Parts
         kind: manufacturer                # or calibration_provider (with clients: [...])
         decision_rule: guard_band_u       # optional: simple | guard_band_u | risk:0.025
+        interval_policy:                  # optional ILAC-G24 staircase (these are the defaults)
+          {lengthen_below: 0.8, lengthen_factor: 1.25, shorten_factor: 0.5,
+           min_days: 30, max_days: 1826}
         sites:
           - id: acme-north
             name: North plant
@@ -23,6 +26,7 @@ A fleet file (YAML, read at the edges) is validated here into domain values. Sha
                 reference: {kind: check_standard}        # reference_instrument (instrument:),
                                                          # peer_group (group:), none
                 decision_rule: simple                    # optional: overrides the tenant's
+                interval_policy: {lengthen_factor: 1.5}  # optional: overrides the tenant's
                 calibrations:
                   - certificate: CAL-2026-0001
                     date: 2026-01-15T00:00:00Z
@@ -30,6 +34,7 @@ A fleet file (YAML, read at the edges) is validated here into domain values. Sha
                     expanded_uncertainty: 0.06
                     k: 2
                     interval_days: 365
+                    as_found_error: 0.12                 # optional: error found before adjustment
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from metrology.calibration import CalibrationHistory, CalibrationRecord, Correct
 from metrology.conformity import DecisionRule
 from metrology.errors import FleetError, UnitError
 from metrology.instrument import InstrumentSpec, ReferenceKind, ReferenceRelation, Tolerance
+from metrology.intervals import StaircasePolicy
 from metrology.timebase import to_epoch
 from metrology.units import check_unit
 from metrology.wire import IDENTIFIER_PATTERN
@@ -123,6 +129,29 @@ class _Calibration(BaseModel):
     expanded_uncertainty: Annotated[float, Field(ge=0)]
     k: Annotated[float, Field(gt=0)] = 2.0
     interval_days: Annotated[float, Field(gt=0)]
+    as_found_error: float | None = None
+
+
+class _IntervalPolicy(BaseModel):
+    """An ILAC-G24 Method 1 staircase; unset keys take :class:`StaircasePolicy`'s defaults."""
+
+    model_config = _STRICT
+    lengthen_below: float | None = None
+    lengthen_factor: float | None = None
+    shorten_factor: float | None = None
+    min_days: float | None = None
+    max_days: float | None = None
+    severe_above: float | None = None
+    severe_shorten_factor: float | None = None
+
+    def policy(self) -> StaircasePolicy:
+        """The staircase (raises IntervalError, a ValueError, naming an inconsistent value)."""
+        return StaircasePolicy(**self.model_dump(exclude_none=True))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> _IntervalPolicy:
+        self.policy()
+        return self
 
 
 def _check_rule(text: str) -> str:
@@ -146,6 +175,7 @@ class _Instrument(BaseModel):
     reference: _Reference
     description: str = ""
     decision_rule: _Rule | None = None
+    interval_policy: _IntervalPolicy | None = None
     calibrations: list[_Calibration] = []
 
 
@@ -164,6 +194,8 @@ class _Tenant(BaseModel):
     clients: list[_Id] = []
     decision_rule: _Rule | None = None
     """The conformity decision rule for the tenant's instruments (an instrument may override)."""
+    interval_policy: _IntervalPolicy | None = None
+    """The calibration-interval staircase for the tenant's instruments (likewise)."""
     sites: list[_Site] = []
 
 
@@ -297,6 +329,9 @@ def load_fleet(document: Mapping[str, Any]) -> Fleet:
                     ),
                     description=item.description,
                     decision_rule=_rule(item.decision_rule or tenant.decision_rule),
+                    interval_policy=_interval_policy(
+                        item.interval_policy or tenant.interval_policy
+                    ),
                 )
                 ranges[item.id] = MeasuringRange(item.range.low, item.range.high)
                 calibrations[item.id] = CalibrationHistory(
@@ -308,6 +343,7 @@ def load_fleet(document: Mapping[str, Any]) -> Fleet:
                         expanded_uncertainty=cal.expanded_uncertainty,
                         coverage_factor=cal.k,
                         interval_days=cal.interval_days,
+                        as_found_error=cal.as_found_error,
                     )
                     for cal in item.calibrations
                 )
@@ -332,6 +368,10 @@ def load_fleet(document: Mapping[str, Any]) -> Fleet:
 
 def _rule(text: str | None) -> DecisionRule | None:
     return None if text is None else DecisionRule.parse(text)
+
+
+def _interval_policy(document: _IntervalPolicy | None) -> StaircasePolicy | None:
+    return None if document is None else document.policy()
 
 
 def _epoch(moment: datetime, where: str) -> float:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from metrology.conformity import DecisionRule
+from metrology.intervals import StaircasePolicy
 
 
 class ReferenceKind(StrEnum):
@@ -77,3 +78,5 @@ class InstrumentSpec:
     description: str = ""
     decision_rule: DecisionRule | None = None
     """The conformity decision rule set for this instrument or its tenant (None: the default)."""
+    interval_policy: StaircasePolicy | None = None
+    """The ILAC-G24 staircase set for this instrument or its tenant (None: the default)."""

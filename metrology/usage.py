@@ -19,7 +19,13 @@ from dataclasses import dataclass
 from metrology.errors import MetrologyError
 from metrology.timebase import SECONDS_PER_HOUR
 
-__all__ = ["DEFAULT_MAX_GAP_PERIODS", "UsageCounter", "UsageError", "due_by_usage"]
+__all__ = [
+    "DEFAULT_MAX_GAP_PERIODS",
+    "UsageCounter",
+    "UsageError",
+    "due_by_usage",
+    "hours_in_use_after",
+]
 
 DEFAULT_MAX_GAP_PERIODS = 3.0
 """A gap up to three reporting periods is a few lost messages; longer is downtime."""
@@ -27,6 +33,28 @@ DEFAULT_MAX_GAP_PERIODS = 3.0
 
 class UsageError(MetrologyError, ValueError):
     """An argument of a usage count is out of its domain."""
+
+
+def hours_in_use_after(
+    hours_in_use: float,
+    last_seen: float | None,
+    ts: float,
+    period_s: float,
+    max_gap_periods: float = DEFAULT_MAX_GAP_PERIODS,
+) -> float:
+    """Hours in use after a reading at ``ts`` (ILAC-G24 Method 3), without validation.
+
+    The gap since ``last_seen`` counts when ``0 < gap <= max_gap_periods * period_s``; a longer
+    gap is downtime, and a reading at or before ``last_seen`` adds nothing. This is the hot-path
+    form (one call per reading in the stream processor); :meth:`UsageCounter.observe` checks its
+    arguments and then applies it.
+    """
+    if last_seen is None:
+        return hours_in_use
+    gap = ts - last_seen
+    if 0.0 < gap <= max_gap_periods * period_s:
+        return hours_in_use + gap / SECONDS_PER_HOUR
+    return hours_in_use
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +85,11 @@ class UsageCounter:
         if not math.isfinite(ts):
             raise UsageError(f"timestamp not finite: {ts}")
         last = self.last_seen
-        if last is None:
-            return UsageCounter(self.hours_in_use, ts)
-        gap = ts - last
-        if not gap > 0.0:
+        if last is not None and not ts > last:
             return self
-        if gap <= max_gap_periods * period_s:
-            return UsageCounter(self.hours_in_use + gap / SECONDS_PER_HOUR, ts)
-        return UsageCounter(self.hours_in_use, ts)
+        return UsageCounter(
+            hours_in_use_after(self.hours_in_use, last, ts, period_s, max_gap_periods), ts
+        )
 
 
 def due_by_usage(hours_in_use: float, interval_hours: float) -> bool:

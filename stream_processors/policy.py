@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from metrology.conformity import DecisionRule
 from metrology.detectors import EwmaChart
+from metrology.intervals import StaircasePolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,8 @@ class ProcessingPolicy:
     sigma_floor_fraction: float = 0.5
     """Sigma is never taken below this fraction of the residual's stated standard uncertainty."""
     decision_rule: DecisionRule = field(default_factory=DecisionRule.simple)
+    interval_policy: StaircasePolicy = field(default_factory=StaircasePolicy)
+    """ILAC-G24 staircase for instruments whose fleet file sets none."""
     due_soon_days: float = 30.0
     offline_after_periods: float = 5.0
     """OFFLINE once no reading came for this many reporting periods..."""
@@ -54,3 +57,6 @@ class ProcessingPolicy:
     """Predict no further ahead than this many times the span of the record behind the fit."""
     prediction_significance: float = 0.001
     """Slope significance required before predicting (strict: the test is repeated as data come)."""
+    estimate_precision: float = 0.25
+    """The line's crossing is given as the best estimate of the date only once its standard
+    uncertainty (inverse prediction) is at most this fraction of the time left until it."""

@@ -70,3 +70,5 @@ class InstrumentState(NamedTuple):
     status_since: float | None = None
     first_drift_at: float | None = None
     """First time a drift condition (DRIFTING, AT_RISK, OUT_OF_TOLERANCE) was raised, ever."""
+    hours_in_use: float = 0.0
+    """Hours in use counted from the telemetry (ILAC-G24 Method 3, :mod:`metrology.usage`)."""

@@ -34,7 +34,9 @@ from metrology.health import DRIFT_CONDITIONS, SEVERITY, Status
 from metrology.instrument import InstrumentSpec, ReferenceKind
 from metrology.reading import Reading
 from metrology.timebase import SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_YEAR, iso
+from metrology.usage import hours_in_use_after
 from stream_processors.policy import ProcessingPolicy
+from stream_processors.recommend import interval_numbers
 from stream_processors.state import DriftTracking, InstrumentState, Judgement
 
 AS_LEFT_ERROR = 0.0
@@ -114,6 +116,9 @@ def step(
         conditions,
         ts if status != state.status else state.status_since,
         first_drift_at,
+        hours_in_use_after(
+            state.hours_in_use, state.last_reading_at, ts, context.spec.reporting_period_s
+        ),
     )
     change = _change(state, new_state, context, ts) if status != state.status else None
     if residual is None or tracking.baseline is None:
@@ -136,7 +141,9 @@ def step(
         ewma,
         cusum_high,
         cusum_low,
-        tracking.fit.slope if residual is not None else None,
+        trend_fit(tracking, context.policy.prediction_min_points).slope
+        if residual is not None
+        else None,
         status,
     )
     return new_state, assessment, change
@@ -220,17 +227,16 @@ def _track(
     estimated = tracking.estimated_oot_at
     if fit.n >= policy.prediction_min_points and fit.n % policy.prediction_every == 0:
         # Once a drift is signalled, extrapolate the drift since its change point.
-        trend = rise_fit if side > 0 else fall_fit
-        basis = trend if side and trend.n >= policy.prediction_min_points else fit
+        basis = _trend(fit, rise_fit, fall_fit, side, policy.prediction_min_points)
         predicted, note = _predict(
             basis, tracking.origin, since_origin_days, judgement, u_calibration, policy
         )
-        crossing = (
-            None
-            if predicted is None
-            else basis.line_crossing(judgement.lower, judgement.upper, since_origin_days)
-        )
-        estimated = None if crossing is None else tracking.origin + crossing * SECONDS_PER_DAY
+        estimated = None
+        if predicted is not None:
+            estimated, note = _estimate(
+                basis, tracking.origin, since_origin_days, judgement, note,
+                policy.estimate_precision,
+            )  # fmt: skip
     return DriftTracking(
         tracking.certificate_id,
         tracking.origin,
@@ -251,6 +257,25 @@ def _track(
         fall_fit,
         side,
     )
+
+
+def trend_fit(tracking: DriftTracking, min_points: int) -> DriftFit:
+    """The fit the drift rate and the dates come from (see :func:`_trend`)."""
+    return _trend(
+        tracking.fit, tracking.rise_fit, tracking.fall_fit, tracking.drift_side, min_points
+    )
+
+
+def _trend(
+    fit: DriftFit, rise_fit: DriftFit, fall_fit: DriftFit, side: int, min_points: int
+) -> DriftFit:
+    """The fit since the change point once a drift is signalled on ``side`` (and it has
+    ``min_points``), else the fit over the whole calibration period."""
+    if side:
+        trend = rise_fit if side > 0 else fall_fit
+        if trend.n >= min_points:
+            return trend
+    return fit
 
 
 def _design(
@@ -274,6 +299,37 @@ def _design(
     readings_per_year = SECONDS_PER_YEAR / reporting_period_s
     in_control_arl = max(policy.years_between_false_alarms * readings_per_year, 1e3)
     return shift, design_cusum(shift / baseline.sigma, in_control_arl)
+
+
+def _estimate(
+    fit: DriftFit,
+    origin: float,
+    now_days: float,
+    judgement: Judgement,
+    note: str,
+    precision: float,
+) -> tuple[float | None, str]:
+    """Best estimate of the out-of-tolerance time: where the fitted line reaches a limit.
+
+    Given only when the crossing's standard uncertainty (inverse prediction,
+    :meth:`DriftFit.crossing_standard_error`) is at most ``estimate_precision`` of the time left
+    until it (``precision``); otherwise the note says how uncertain it still is.
+    """
+    crossing = fit.line_crossing(judgement.lower, judgement.upper, now_days)
+    if crossing is None:
+        return None, note
+    left = crossing - now_days
+    u_crossing = fit.crossing_standard_error(crossing)
+    if left > 0.0 and (u_crossing is None or u_crossing > precision * left):
+        return None, (
+            f"{note}; the line reaches the limit in {left:.0f} d +/- "
+            f"{_fmt_days(u_crossing)}: too uncertain for a best estimate yet"
+        )
+    return origin + crossing * SECONDS_PER_DAY, note
+
+
+def _fmt_days(days: float | None) -> str:
+    return "?" if days is None else f"{days:.0f} d"
 
 
 def _predict(
@@ -478,7 +534,7 @@ def describe(state: InstrumentState, context: InstrumentContext, at: float) -> H
             )
         else:
             reasons.append("in tolerance, no drift signal")
-    fit = tracking.fit
+    fit = trend_fit(tracking, policy.prediction_min_points)
     numbers: dict[str, float | str | None] = {
         "residual": judgement.residual,
         "u_residual": judgement.u_residual,
@@ -504,6 +560,8 @@ def describe(state: InstrumentState, context: InstrumentContext, at: float) -> H
         "drift_rate": fit.slope,
         "drift_rate_u": fit.slope_standard_error,
         "fit_points": float(fit.n),
+        "fit_basis": "since the change point" if fit is not tracking.fit else "since calibration",
+        "drift_rate_since_calibration": tracking.fit.slope,
         "predicted_oot_at": tracking.predicted_oot_at,
         "estimated_oot_at": tracking.estimated_oot_at,
         "prediction_note": tracking.prediction_note,
@@ -513,6 +571,7 @@ def describe(state: InstrumentState, context: InstrumentContext, at: float) -> H
         "first_drift_at": state.first_drift_at,
         "certificate_id": None if record is None else record.certificate_id,
         "due_at": None if record is None else record.due_at,
+        **interval_numbers(state, spec, record, policy),
     }
     return HealthSnapshot(
         instrument_id=spec.instrument_id,

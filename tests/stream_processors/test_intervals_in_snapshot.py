@@ -1,0 +1,115 @@
+"""Hours in use, interval recommendations and the best estimate of the date, in the snapshot."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from step_factories import CALIBRATED_AT, HOUR, MPE, U_CAL, make_record, make_spec
+from step_factories import readings_with_error as readings
+
+from metrology.calibration import CalibrationHistory
+from metrology.intervals import StaircasePolicy, drift_based_interval, staircase_interval
+from metrology.timebase import SECONDS_PER_DAY
+from stream_processors.policy import ProcessingPolicy
+from stream_processors.state import InstrumentState
+from stream_processors.step import InstrumentContext, describe, step
+
+RNG_SEED = 11
+
+
+def run(context: InstrumentContext, batch):
+    state = InstrumentState()
+    for reading in batch:
+        state, _, _ = step(state, reading, context)
+    return state
+
+
+def test_hours_in_use_count_reporting_gaps_but_not_downtime() -> None:
+    record = make_record()
+    context = InstrumentContext(make_spec(), CalibrationHistory([record]), ProcessingPolicy())
+    first = readings(np.zeros(11), record)  # 10 hourly gaps
+    # five days off (downtime, far beyond 3 reporting periods), then 5 more hourly gaps
+    second = readings(np.zeros(6), record, start=first[-1].ts + 5 * SECONDS_PER_DAY)
+    second = [r._replace(seq=r.seq + 100) for r in second]
+    state = run(context, first + second)
+    assert state.hours_in_use == pytest.approx(15.0)
+    snapshot = describe(state, context, second[-1].ts)
+    assert snapshot.numbers["hours_in_use"] == pytest.approx(15.0)
+
+
+def test_drift_based_interval_in_the_snapshot_matches_the_metrology_function() -> None:
+    record = make_record(interval_days=365.0)
+    context = InstrumentContext(make_spec(), CalibrationHistory([record]), ProcessingPolicy())
+    rng = np.random.default_rng(RNG_SEED)
+    n = 24 * 60  # 60 days hourly
+    t_days = np.arange(n) * HOUR / SECONDS_PER_DAY
+    errors = 0.001 * t_days + rng.normal(0.0, 0.3 * U_CAL / 2, n)  # 1 mdegC/day
+    state = run(context, readings(errors, record))
+    numbers = describe(state, context, CALIBRATED_AT + 60 * SECONDS_PER_DAY).numbers
+    expected = drift_based_interval(
+        state.tracking.fit,
+        -MPE,
+        MPE,
+        record.standard_uncertainty,
+        0.95,
+        min_points=30,
+        significance=0.001,
+        min_days=30.0,
+        max_days=1826.0,
+    )
+    assert numbers["recommended_interval_days"] == pytest.approx(expected.interval_days)
+    # the band meets +0.2 degC before the line does (0.2 / 0.001 = 200 d), and after 60 days
+    assert 60.0 < numbers["recommended_interval_days"] < 200.0
+    assert numbers["interval_days"] == 365.0
+    assert "prediction band" in numbers["interval_reason"]
+    assert numbers["staircase_interval_days"] is None
+    assert numbers["staircase_reason"] == "the certificate states no as-found error"
+
+
+def test_staircase_uses_the_as_found_error_and_the_instruments_policy() -> None:
+    record = dataclasses.replace(make_record(interval_days=200.0), as_found_error=0.05)
+    policy = StaircasePolicy(lengthen_factor=1.5)
+    spec = make_spec(interval_policy=policy)
+    context = InstrumentContext(spec, CalibrationHistory([record]), ProcessingPolicy())
+    state = run(context, readings(np.zeros(3), record))
+    numbers = describe(state, context, CALIBRATED_AT + 3 * HOUR).numbers
+    # as found 25 % of MPE <= 80 %: lengthen x1.5
+    assert numbers["staircase_interval_days"] == pytest.approx(300.0)
+    assert numbers["staircase_reason"] == staircase_interval(200.0, 0.05, MPE, policy).reason
+    # too few residuals for a drift-based one: it says why
+    assert numbers["recommended_interval_days"] is None
+    assert "too few points" in numbers["interval_reason"]
+
+
+def test_best_estimate_waits_until_the_crossing_is_precise() -> None:
+    """A noisy slow drift: the band may predict (AT_RISK) before the line's date is trusted."""
+    record = make_record(interval_days=365.0)
+    policy = ProcessingPolicy()
+    context = InstrumentContext(make_spec(), CalibrationHistory([record]), policy)
+    rng = np.random.default_rng(RNG_SEED)
+    n = 24 * 120
+    t_days = np.arange(n) * HOUR / SECONDS_PER_DAY
+    errors = 0.0012 * t_days + rng.normal(0.0, 2.0 * U_CAL / 2, n)
+    state = InstrumentState()
+    seen_estimate = False
+    for reading in readings(errors, record):
+        state, _, _ = step(state, reading, context)
+        tracking = state.tracking
+        if tracking.estimated_oot_at is None or seen_estimate:
+            continue
+        seen_estimate = True
+        # the first estimate: its inverse-prediction uncertainty is within 25 % of the time left
+        now_days = (reading.ts - record.calibrated_at) / SECONDS_PER_DAY
+        crossing_days = (tracking.estimated_oot_at - record.calibrated_at) / SECONDS_PER_DAY
+        basis = tracking.rise_fit if tracking.rise_fit.n >= 30 else tracking.fit
+        u = basis.crossing_standard_error(crossing_days)
+        assert u is not None
+        assert u <= policy.estimate_precision * (crossing_days - now_days)
+        assert tracking.predicted_oot_at is not None
+        assert tracking.predicted_oot_at <= tracking.estimated_oot_at
+    assert seen_estimate
+    # true crossing of +0.2 at 0.2 / 0.0012 = 166.7 d: the estimate is near it
+    final = (state.tracking.estimated_oot_at - record.calibrated_at) / SECONDS_PER_DAY
+    assert final == pytest.approx(166.7, rel=0.15)
