@@ -1,9 +1,10 @@
 """`calstream demo`: a simulated fleet streaming through the whole platform in one process.
 
 Embedded broker (amqtt) unless a broker URL is given -> edge_sim gateways publishing QoS 1 ->
-the pipeline (decode, admit, step) -> SQLite. Simulated time runs faster than the wall clock:
-``--sim-days`` of instrument life pass in ``--duration`` seconds, so months of drift are seen
-in a minute. At the end, detection is scored against the simulator's ground truth.
+the pipeline (decode, admit, step) -> the store (SQLite by default, or the InfluxDB ``--store``
+names). Simulated time runs faster than the wall clock: ``--sim-days`` of instrument life pass
+in ``--duration`` seconds, so months of drift are seen in a minute. At the end, detection is
+scored against the simulator's ground truth.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from edge_sim.simulator import FleetSimulator
 from edge_sim.truth import GroundTruth, write_truth
 from metrology.fleet import Fleet, load_fleet
 from metrology.timebase import SECONDS_PER_DAY
-from storage.sqlite_store import SqliteStore
+from storage.contract import Store
+from storage.select import SQLITE_PREFIX, describe_store, open_store, sqlite_path, store_kind
 from stream_processors.runner import FleetProcessor
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,8 @@ class DemoOptions:
     seed: int = 1
     sim_days: float = 100.0
     db: Path | None = None
+    store: str | None = None
+    """A store URL (storage.select); overrides ``db`` and the settings' store."""
     broker: str | None = None
     fleet: Path | None = None
     batch_size: int = 250
@@ -146,9 +150,20 @@ class Demo:
         # ``batch_size`` readings. The offline rule allows for that delivery delay.
         speedup = options.sim_days * SECONDS_PER_DAY / max(options.duration_s, 0.1)
         self.publish_interval_s = min(max(speedup * 0.2, 3_600.0), SECONDS_PER_DAY)
-        self.db_path = fresh_store_path(options.db or self.settings.db_path)
-        self.truth_path = self.db_path.with_suffix(".truth.json")
-        self.store: SqliteStore | None = None
+        store_url = options.store or (
+            f"{SQLITE_PREFIX}{options.db}" if options.db else self.settings.store_url
+        )
+        if store_kind(store_url) == "sqlite":
+            # A demo starts an embedded store afresh; a server's database is written into as it is.
+            self.db_path: Path | None = fresh_store_path(sqlite_path(store_url))
+            self.store_url = f"{SQLITE_PREFIX}{self.db_path}"
+            self.truth_path = self.db_path.with_suffix(".truth.json")
+        else:
+            self.db_path = None
+            self.store_url = store_url
+            self.settings.work_dir.mkdir(parents=True, exist_ok=True)
+            self.truth_path = self.settings.work_dir / "demo.truth.json"
+        self.store: Store | None = None
         self.processor: FleetProcessor | None = None
         self.pipeline: Pipeline | None = None
         self.truth: GroundTruth | None = None
@@ -180,7 +195,9 @@ class Demo:
         tick_s: float,
     ) -> DemoResult:
         options = self.options
-        self.store = store = SqliteStore(self.db_path)
+        self.store = store = open_store(
+            self.store_url, self.settings.registry, work_dir=self.settings.work_dir
+        )
         store.register_fleet(self.fleet)
         policy = replace(policy_for(self.settings), offline_grace_s=2 * self.publish_interval_s)
         self.processor = FleetProcessor(self.fleet, policy)
@@ -256,7 +273,7 @@ class Demo:
             duration_s=elapsed,
             simulated_days=options.sim_days,
             instruments=len(self.fleet.instruments),
-            db=str(self.db_path),
+            db=str(self.db_path) if self.db_path is not None else describe_store(self.store_url),
             truth=str(self.truth_path),
             broker=broker_url,
             rejected_by_reason=store.dead_letters_by_reason(),

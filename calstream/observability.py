@@ -86,6 +86,28 @@ class _PipelineCollector(Collector):
             "Processed batches waiting for the store writer (bounded queue).",
             value=pipeline.write_backlog,
         )
+        depth = pipeline.journal_depth
+        for name, help_text, value in (
+            ("batches", "Batches in the journal, waiting for the store.", depth.batches),
+            ("readings", "Readings in the journal, waiting for the store.", depth.readings),
+            ("bytes", "Encoded bytes in the journal (bounded by journal_max_bytes).", depth.bytes),
+        ):  # fmt: skip
+            yield GaugeMetricFamily(f"calstream_journal_{name}", help_text, value=value)
+        yield GaugeMetricFamily(
+            "calstream_journal_full",
+            "1 while the journal is full: nothing is acknowledged, the broker keeps messages.",
+            value=1 if pipeline.journal_is_full else 0,
+        )
+        yield CounterMetricFamily(
+            "calstream_readings_journaled",
+            "Readings appended to the journal because the store could not take them.",
+            value=counters.journaled,
+        )
+        yield CounterMetricFamily(
+            "calstream_journal_full_episodes",
+            "Times the journal was full and the pipeline fell back to back-pressure.",
+            value=counters.journal_full,
+        )
         watermark = pipeline.processor.watermark
         yield GaugeMetricFamily(
             "calstream_event_time_lag_seconds",

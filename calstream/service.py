@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from types import FrameType
 
 from calstream.embedded_broker import EmbeddedBroker
+from calstream.journal import Journal
 from calstream.observability import serve
 from calstream.pipeline import Pipeline
 from calstream.runtime import tune_garbage_collector
 from calstream.settings import Settings, broker_address
 from calstream.wiring import pipeline_for, read_fleet, subscriber_for
-from storage.sqlite_store import SqliteStore
+from storage.select import describe_store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.fleet = read_fleet(settings.fleet_path)
-        self.store = SqliteStore(settings.db_path)
+        self.store = open_store(settings.store_url, settings.registry, work_dir=settings.work_dir)
         self.store.register_fleet(self.fleet)
         self._embedded: EmbeddedBroker | None = None
         self._stop = threading.Event()
@@ -63,7 +64,23 @@ class Service:
         host, port = self._broker()
         settings = self.settings
         subscriber = subscriber_for(settings, host, port, settings.client_id)
-        self.pipeline = pipeline = pipeline_for(self.fleet, settings, self.store, subscriber)
+        journal = (
+            Journal(settings.journal_path, settings.journal_max_bytes)
+            if settings.journal_max_bytes
+            else None
+        )
+        self.pipeline = pipeline = pipeline_for(
+            self.fleet, settings, self.store, subscriber, journal=journal
+        )
+        if journal is not None and not journal.empty:
+            # What an earlier run journalled goes to the store before anything newer.
+            depth = journal.depth
+            log.warning(
+                "journal holds %d batches (%d readings) from an earlier run: replaying first",
+                depth.batches,
+                depth.readings,
+            )
+            pipeline.drain_journal()
         tune_garbage_collector()
         started = time.monotonic()
         pipeline.start()
@@ -79,20 +96,26 @@ class Service:
             len(self.fleet.instruments),
             host,
             port,
-            settings.db_path,
+            describe_store(settings.store_url),
         )
         try:
             while not self._stop.wait(report_every_s):
                 if pipeline.error is not None:
                     raise RuntimeError("the pipeline stopped") from pipeline.error
                 counters = pipeline.counters
+                depth = pipeline.journal_depth
                 log.warning(
-                    "received %d, stored %d, rejected %d, alerts %d, backlog %d messages",
+                    "received %d, stored %d, rejected %d, alerts %d, backlog %d messages, "
+                    "journal %d batches / %d readings / %d bytes%s",
                     counters.received,
                     counters.stored,
                     counters.rejected,
                     counters.alerts,
                     subscriber.backlog,
+                    depth.batches,
+                    depth.readings,
+                    depth.bytes,
+                    " (full: back-pressure)" if pipeline.journal_is_full else "",
                 )
         finally:
             if endpoints is not None:
@@ -101,6 +124,8 @@ class Service:
             if pipeline.error is None:
                 pipeline.final_sweep()
             subscriber.stop()
+            if journal is not None:
+                journal.close()
             self.store.close()
             if self._embedded is not None:
                 self._embedded.stop()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from metrology.conformity import DecisionRule
+from storage.select import SQLITE_PREFIX, check_registry_url, store_kind
 
 
 def example_fleet_path() -> Path:
@@ -55,6 +56,17 @@ class Settings(BaseSettings):
     db: Path | None = Field(
         default=None, description="SQLite store; default <work_dir>/calstream.sqlite"
     )
+    store: str | None = Field(
+        default=None,
+        description="where readings and health go: sqlite:///path (embedded; default: db), "
+        "influxdb://[user:password@]host:8086/database (InfluxDB 1.x) or "
+        "influxdb2://host:8086?org=ORG&bucket=BUCKET&token=TOKEN (InfluxDB 2.x/3.x)",
+    )
+    registry: str | None = Field(
+        default=None,
+        description="registry of an InfluxDB store: postgresql://user@host:5432/database or "
+        "sqlite:///path; default sqlite <work_dir>/registry.sqlite",
+    )
     fleet: Path | None = Field(
         default=None, description="fleet file (YAML); default: the example fleet"
     )
@@ -66,6 +78,48 @@ class Settings(BaseSettings):
     max_future_s: Annotated[float, Field(ge=0)] = 300.0
     max_age_days: Annotated[float, Field(gt=0)] = 3650.0
     log_level: str = "WARNING"
+    # --- scale-out engine (docs/scaling.md) ---
+    kafka_bootstrap: str = Field(
+        default="localhost:9092",
+        validation_alias=AliasChoices("CALSTREAM_KAFKA", "kafka_bootstrap", "kafka"),
+        description="Kafka bootstrap servers host:port[,host:port] of the scale-out engine "
+        "(CALSTREAM_KAFKA)",
+    )
+    topic_readings: str = Field(default="calstream.readings", description="validated readings")
+    topic_calibrations: str = Field(
+        default="calstream.calibrations", description="compacted calibration histories"
+    )
+    topic_dead_letters: str = Field(default="calstream.dead-letters", description="bad input")
+    topic_partitions: Annotated[int, Field(ge=1)] = Field(
+        default=12, description="partitions of the readings topic: the most workers that share it"
+    )
+    shared_group: str = Field(
+        default="calstream-ingest",
+        description="MQTT 5 shared-subscription group of the ingest forwarders",
+    )
+    ingest_client_id: str | None = Field(
+        default=None,
+        description="fixed MQTT client id of one forwarder (durable session); "
+        "default calstream-ingest-<hostname>",
+    )
+    faust_store: str = Field(
+        default="rocksdb://", description="Faust table store: rocksdb:// or memory://"
+    )
+    faust_app_id: str = Field(
+        default="calstream",
+        description="Faust app id: the workers' consumer group and the prefix of their "
+        "changelog topics (one per deployment)",
+    )
+    journal_dir: Path | None = Field(
+        default=None,
+        description="folder of the pipeline's journal (batches the store could not take yet); "
+        "default <work_dir>/journal",
+    )
+    journal_max_bytes: Annotated[int, Field(ge=0)] = Field(
+        default=1 << 30,
+        description="largest journal (encoded batches, bytes) before the pipeline stops "
+        "acknowledging and the broker keeps the messages; 0: no journal (back-pressure only)",
+    )
 
     @field_validator("broker")
     @classmethod
@@ -73,6 +127,18 @@ class Settings(BaseSettings):
         if value:
             broker_address(value)
         return value
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, value: str | None) -> str | None:
+        if value:
+            store_kind(value)  # ValueError naming the accepted forms
+        return value or None
+
+    @field_validator("registry")
+    @classmethod
+    def _registry_url(cls, value: str | None) -> str | None:
+        return check_registry_url(value) if value else None
 
     @field_validator("decision_rule")
     @classmethod
@@ -102,6 +168,15 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.db if self.db is not None else self.work_dir / "calstream.sqlite"
+
+    @property
+    def journal_path(self) -> Path:
+        return self.journal_dir if self.journal_dir is not None else self.work_dir / "journal"
+
+    @property
+    def store_url(self) -> str:
+        """The store (``store``, else the embedded SQLite store at :attr:`db_path`)."""
+        return self.store or f"{SQLITE_PREFIX}{self.db_path}"
 
     @property
     def fleet_path(self) -> Path:

@@ -15,7 +15,7 @@ from metrology.conformity import DecisionRule
 from metrology.errors import FleetError
 from metrology.fleet import Fleet, load_fleet
 from metrology.wire import READINGS_SUBSCRIPTION
-from storage.sqlite_store import SqliteStore
+from storage.contract import Store
 from stream_processors.policy import ProcessingPolicy
 from stream_processors.runner import FleetProcessor
 
@@ -52,7 +52,7 @@ def subscriber_for(
 def pipeline_for(
     fleet: Fleet,
     settings: Settings,
-    store: SqliteStore,
+    store: Store,
     subscriber: DurableSubscriber,
     processor: FleetProcessor | None = None,
     **options: Any,

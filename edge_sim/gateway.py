@@ -13,10 +13,21 @@ reconnects by itself (``reconnect_delay_set``); the window keeps the backlog bou
 
 Payloads are :func:`metrology.wire.encode` text, produced by the faster, byte-identical
 :func:`metrology.wire.encode`.
+
+Store-and-forward (with a :class:`~edge_sim.spool.Spool`): while the broker is unreachable (the
+first connection failed, or the connection dropped), each message is appended to the on-disk
+spool instead of paho's memory, and :meth:`GatewayPublisher.connect` does not raise when the
+broker is away. A forwarding thread publishes the spool oldest first once the broker is back,
+with the same in-flight window, and deletes each message after its PUBACK. Order per gateway is
+kept: after a reconnect nothing is taken from the spool until the messages paho had in flight
+when the connection dropped (and re-sends by itself) are acknowledged, and new messages go to
+the spool while it holds any. A full spool refuses the message (:class:`~edge_sim.spool.SpoolFull`,
+counted in ``readings_refused``); nothing already spooled is dropped.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -27,8 +38,11 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from edge_sim.errors import BackpressureTimeout, ConnectError, PublishError
+from edge_sim.spool import Spool, SpoolError, SpoolFull
 from metrology.reading import Reading
 from metrology.wire import encode, readings_topic
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CLIENT_ID = "calstream-edge-sim"
 DEFAULT_MAX_INFLIGHT = 1000
@@ -49,6 +63,7 @@ class GatewayPublisher:
         password: str | None = None,
         reconnect_min_delay: int = 1,
         reconnect_max_delay: int = 30,
+        spool: Spool | None = None,
     ) -> None:
         if not 1 <= max_inflight <= 65_000:
             raise ValueError(f"max_inflight must be within 1..65000, got {max_inflight}")
@@ -77,6 +92,21 @@ class GatewayPublisher:
         self._connected = threading.Event()
         self._connect_result: Any = None
         self._started = False
+        self.spool = spool
+        self._spool_ids: dict[int, int] = {}
+        """mid -> spool id, for spooled messages in flight."""
+        self._delivered: list[int] = []
+        """Spool ids the broker acknowledged, to delete from the spool."""
+        self._cursor = 0
+        """Highest spool id handed to paho (later ones wait in the spool)."""
+        self._hold = True
+        """Not connected yet, or reconnected with messages of the old connection in flight."""
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._forwarder: threading.Thread | None = None
+        self.readings_spooled = 0
+        self.readings_refused = 0
+        self.messages_refused = 0
         self.readings_sent = 0
         self.readings_acked = 0
         self.messages_sent = 0
@@ -86,7 +116,14 @@ class GatewayPublisher:
     # --- lifecycle ---
 
     def connect(self, host: str = "127.0.0.1", port: int = 1883, timeout: float = 10.0) -> None:
-        """Connect and start the network thread; returns once the broker accepted (CONNACK)."""
+        """Connect and start the network thread; returns once the broker accepted (CONNACK).
+
+        With a spool, an unreachable broker is not an error: messages are spooled and the
+        network thread keeps trying to connect.
+        """
+        if self.spool is not None:
+            self._start_forwarding(host, port, timeout)
+            return
         try:
             self._client.connect(host, port, keepalive=self.keepalive)
         except OSError as exc:
@@ -101,8 +138,31 @@ class GatewayPublisher:
                 + (f" ({reason})" if reason is not None else "")
             )
 
+    def _start_forwarding(self, host: str, port: int, timeout: float) -> None:
+        try:
+            self._client.connect(host, port, keepalive=self.keepalive)
+        except OSError as exc:
+            log.warning("MQTT broker %s:%d unreachable (%s): spooling to disk", host, port, exc)
+            self._client.connect_async(host, port, keepalive=self.keepalive)
+        self._client.loop_start()
+        self._started = True
+        self._forwarder = threading.Thread(
+            target=self._forward_loop, name=f"{self.client_id}-spool", daemon=True
+        )
+        self._forwarder.start()
+        if not self._connected.wait(timeout):
+            log.warning("no CONNACK from %s:%d within %s s: spooling to disk", host, port, timeout)
+
     def close(self) -> None:
-        """Disconnect and stop the network thread (unacknowledged messages are abandoned)."""
+        """Disconnect and stop the network thread.
+
+        Unacknowledged messages are abandoned, except spooled ones: they stay in the spool.
+        """
+        if self._forwarder is not None:
+            self._closing.set()
+            self._wake.set()
+            self._forwarder.join(30)
+            self._forwarder = None
         if self._started:
             self._client.disconnect()
             self._client.loop_stop()
@@ -159,7 +219,12 @@ class GatewayPublisher:
         """Publish an already encoded payload of ``readings`` readings; returns its message id.
 
         The same flow control as :meth:`publish_batch` (which encodes, then calls this).
+        With a spool, while the broker is away (or the spool still holds messages) the message
+        is appended to the spool and 0 is returned; :class:`~edge_sim.spool.SpoolFull` when it
+        does not fit (counted in ``readings_refused``).
         """
+        if self.spool is not None and self._to_spool(topic, payload, readings):
+            return 0
         with self._window:
             if not self._window.wait_for(lambda: len(self._inflight) < self.max_inflight, timeout):
                 raise BackpressureTimeout(
@@ -190,16 +255,91 @@ class GatewayPublisher:
             sent += len(readings)
         return sent
 
-    def flush(self, timeout: float | None = 30.0) -> bool:
-        """Wait until every published message is acknowledged; False if ``timeout`` ran out."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+    def _to_spool(self, topic: str, payload: bytes, readings: int) -> bool:
+        """Spool the message if it may not go straight to paho; True if spooled."""
+        spool = self.spool
+        assert spool is not None
         with self._window:
-            while self._inflight:
+            if self.connected and not self._hold and spool.empty:
+                return False
+            try:
+                spool.append(topic, payload, readings)
+            except SpoolFull:
+                self.messages_refused += 1
+                self.readings_refused += readings
+                raise
+            self.readings_spooled += readings
+        self._wake.set()
+        return True
+
+    @property
+    def spooled(self) -> int:
+        """Messages in the spool (sent or not, not yet acknowledged); 0 without a spool."""
+        return 0 if self.spool is None else self.spool.depth.messages
+
+    def flush(self, timeout: float | None = 30.0) -> bool:
+        """Wait until every published message is acknowledged; False if ``timeout`` ran out.
+
+        With a spool, also until the spool is empty (every spooled message acknowledged).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        spool = self.spool
+        with self._window:
+            while self._inflight or (spool is not None and not spool.empty):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
                 self._window.wait(remaining)
             return True
+
+    # --- forwarding the spool ---
+
+    def _forward_loop(self) -> None:
+        """Publish spooled messages in order while connected; delete the acknowledged ones."""
+        spool = self.spool
+        assert spool is not None
+        while not self._closing.is_set():
+            self._wake.wait(0.1)
+            self._wake.clear()
+            with self._window:
+                delivered, self._delivered = self._delivered, []
+            try:
+                spool.remove(delivered)
+            except SpoolError:
+                log.exception("spool: cannot delete delivered messages; trying again")
+                with self._window:
+                    self._delivered[:0] = delivered
+            with self._window:
+                self._window.notify_all()  # flush() waits for the spool to empty
+                if not self.connected:
+                    continue
+                if self._hold:
+                    if self._inflight:
+                        continue  # paho re-sends what the old connection had in flight: first
+                    self._hold = False
+                room = self.max_inflight - len(self._inflight)
+            if room <= 0:
+                continue
+            for message in spool.after(self._cursor, room):
+                if not self.connected:
+                    break
+                info = self._client.publish(message.topic, message.payload, qos=QOS_AT_LEAST_ONCE)
+                if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                    log.error(
+                        "spool: paho refused %s: %s", message.topic, mqtt.error_string(info.rc)
+                    )
+                    break
+                self._cursor = message.id
+                with self._window:
+                    self.messages_sent += 1
+                    self.readings_sent += message.readings
+                    if info.mid in self._acked_early:
+                        self._acked_early.discard(info.mid)
+                        self._count_ack(message.readings)
+                        self._delivered.append(message.id)
+                    else:
+                        self._inflight[info.mid] = message.readings
+                        self._spool_ids[info.mid] = message.id
 
     # --- paho callbacks (network thread) ---
 
@@ -217,6 +357,10 @@ class GatewayPublisher:
                 self._acked_early.add(mid)
             else:
                 self._count_ack(count)
+                spool_id = self._spool_ids.pop(mid, None)
+                if spool_id is not None:
+                    self._delivered.append(spool_id)
+                    self._wake.set()
 
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
@@ -225,8 +369,11 @@ class GatewayPublisher:
         if not reason_code.is_failure:
             self.connections += 1
             self._connected.set()
+            self._wake.set()
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
     ) -> None:
-        self._connected.clear()
+        with self._window:
+            self._connected.clear()
+            self._hold = True

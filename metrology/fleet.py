@@ -35,22 +35,29 @@ A fleet file (YAML, read at the edges) is validated here into domain values. Sha
                     k: 2
                     interval_days: 365
                     as_found_error: 0.12                 # optional: error found before adjustment
+                    amendments:                          # optional: never edit a registered
+                      - revision: 1                      # certificate, amend it (ISO/IEC 17025
+                        at: 2026-02-03T09:00:00Z         # §7.8.8): who, when, why, and the
+                        by: j.doe                        # fields that change
+                        reason: offset transcribed with the wrong sign
+                        correction: {offset: -0.02, gain: 1.0001}
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from metrology.audit import Amendment
 from metrology.calibration import CalibrationHistory, CalibrationRecord, Correction
 from metrology.conformity import DecisionRule
-from metrology.errors import FleetError, UnitError
+from metrology.errors import CalibrationError, FleetError, UnitError
 from metrology.instrument import InstrumentSpec, ReferenceKind, ReferenceRelation, Tolerance
 from metrology.intervals import StaircasePolicy
 from metrology.timebase import to_epoch
@@ -121,6 +128,21 @@ class _Correction(BaseModel):
     gain: Annotated[float, Field(gt=0)] = 1.0
 
 
+class _Amendment(BaseModel):
+    """A new revision of a certificate: who, when, why, and the fields that change."""
+
+    model_config = _STRICT
+    revision: Annotated[int, Field(ge=1)]
+    at: datetime
+    by: Annotated[str, Field(min_length=1)]
+    reason: Annotated[str, Field(min_length=1)]
+    correction: _Correction | None = None
+    expanded_uncertainty: Annotated[float, Field(ge=0)] | None = None
+    k: Annotated[float, Field(gt=0)] | None = None
+    interval_days: Annotated[float, Field(gt=0)] | None = None
+    as_found_error: float | None = None
+
+
 class _Calibration(BaseModel):
     model_config = _STRICT
     certificate: Annotated[str, Field(min_length=1, max_length=128)]
@@ -130,6 +152,7 @@ class _Calibration(BaseModel):
     k: Annotated[float, Field(gt=0)] = 2.0
     interval_days: Annotated[float, Field(gt=0)]
     as_found_error: float | None = None
+    amendments: list[_Amendment] = []
 
 
 class _IntervalPolicy(BaseModel):
@@ -334,19 +357,7 @@ def load_fleet(document: Mapping[str, Any]) -> Fleet:
                     ),
                 )
                 ranges[item.id] = MeasuringRange(item.range.low, item.range.high)
-                calibrations[item.id] = CalibrationHistory(
-                    CalibrationRecord(
-                        instrument_id=item.id,
-                        certificate_id=cal.certificate,
-                        calibrated_at=_epoch(cal.date, f"{where} calibration {cal.certificate}"),
-                        correction=Correction(cal.correction.offset, cal.correction.gain),
-                        expanded_uncertainty=cal.expanded_uncertainty,
-                        coverage_factor=cal.k,
-                        interval_days=cal.interval_days,
-                        as_found_error=cal.as_found_error,
-                    )
-                    for cal in item.calibrations
-                )
+                calibrations[item.id] = _history(item, where)
     for tenant_id, tenant_value in tenants.items():
         unknown = [c for c in tenant_value.clients if c not in tenants]
         if unknown:
@@ -368,6 +379,56 @@ def load_fleet(document: Mapping[str, Any]) -> Fleet:
 
 def _rule(text: str | None) -> DecisionRule | None:
     return None if text is None else DecisionRule.parse(text)
+
+
+def _history(item: _Instrument, where: str) -> CalibrationHistory:
+    """The instrument's certificates, each with its amendments as later revisions."""
+    records = [
+        CalibrationRecord(
+            instrument_id=item.id,
+            certificate_id=cal.certificate,
+            calibrated_at=_epoch(cal.date, f"{where} calibration {cal.certificate}"),
+            correction=Correction(cal.correction.offset, cal.correction.gain),
+            expanded_uncertainty=cal.expanded_uncertainty,
+            coverage_factor=cal.k,
+            interval_days=cal.interval_days,
+            as_found_error=cal.as_found_error,
+        )
+        for cal in item.calibrations
+    ]
+    history = CalibrationHistory(records)
+    for cal, record in zip(item.calibrations, records, strict=True):
+        newest = record
+        for change in sorted(cal.amendments, key=lambda a: a.revision):
+            what = f"{where} calibration {cal.certificate} amendment {change.revision}"
+            newest = replace(
+                newest,
+                correction=newest.correction
+                if change.correction is None
+                else Correction(change.correction.offset, change.correction.gain),
+                expanded_uncertainty=_or(change.expanded_uncertainty, newest.expanded_uncertainty),
+                coverage_factor=_or(change.k, newest.coverage_factor),
+                interval_days=_or(change.interval_days, newest.interval_days),
+                as_found_error=newest.as_found_error
+                if change.as_found_error is None
+                else change.as_found_error,
+            )
+            try:
+                history = history.amend(
+                    newest,
+                    Amendment(
+                        cal.certificate, change.revision, _epoch(change.at, what), change.by,
+                        change.reason,
+                    ),
+                )  # fmt: skip
+            except CalibrationError as exc:
+                raise FleetError(f"{what}: {exc}") from exc
+            newest = history.audit_trail(cal.certificate)[-1]
+    return history
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 def _interval_policy(document: _IntervalPolicy | None) -> StaircasePolicy | None:

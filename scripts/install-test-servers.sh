@@ -10,6 +10,9 @@ need() {
     [ -x "$2" ] || command -v "$(basename "$2")" >/dev/null 2>&1 || packages+=("$1")
 }
 need mosquitto /usr/sbin/mosquitto
+need influxdb /usr/bin/influxd
+need victoria-metrics /usr/bin/victoria-metrics
+need postgresql "$(ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1 || true)"
 
 if [ ${#packages[@]} -eq 0 ]; then
     exit 0
@@ -24,7 +27,7 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 # The packages may enable system-wide services on the default ports; the tests start their own.
 if command -v systemctl >/dev/null 2>&1; then
-    for service in mosquitto; do
+    for service in mosquitto postgresql influxdb victoria-metrics; do
         if systemctl is-active --quiet "$service" 2>/dev/null; then
             $SUDO systemctl stop "$service" || true
         fi

@@ -11,6 +11,7 @@ Every store passes the same contract tests (``tests/storage/test_store_contract.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
 from metrology.assessment import HealthSnapshot, StatusChange
@@ -64,6 +65,13 @@ class Store(Protocol):
 @runtime_checkable
 class SeriesSink(Protocol):
     """Where the time series go (InfluxDB line protocol): one call per pipeline batch."""
+
+    def register_fleet(self, fleet: Fleet) -> None:
+        """Learn the fleet the points describe (for example each instrument's measurand tag)."""
+
+    def seed_statuses(self, snapshots: Iterable[HealthSnapshot]) -> None:
+        """Start from the latest states the registry holds (series derived from all of them,
+        such as per-site status counts, stay right across a restart)."""
 
     def write_series(self, batch: StoreBatch) -> int:
         """Write the batch's series points; return the number of points the server accepted.

@@ -9,6 +9,7 @@ every row, so the status is bound as its plain text.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -62,6 +63,8 @@ DEAD_LETTER_COLUMNS = (
     "received_at", "topic", "tenant", "instrument_id", "seq", "reason", "detail", "excerpt",
     "count",
 )  # fmt: skip
+DEAD_LETTER_KEYED_COLUMNS = (*DEAD_LETTER_COLUMNS, "dedup_key")
+"""The columns written: the dead letter and its :func:`dead_letter_rows` key."""
 
 
 def reading_rows(
@@ -160,6 +163,27 @@ def dead_letter_row(d: DeadLetter) -> tuple[Any, ...]:
         d.excerpt,
         d.count,
     )
+
+
+def dead_letter_rows(dead_letters: Iterable[DeadLetter]) -> list[tuple[Any, ...]]:
+    """Rows of :data:`DEAD_LETTER_KEYED_COLUMNS`: each dead letter with its de-duplication key.
+
+    The key is a digest of every field (arrival time, topic, reason, detail, excerpt, count,
+    tenant, instrument, sequence) and the occurrence of that same content within the batch
+    (``:0``, ``:1``, ...). Writing the same batch again (a retried write, or a re-sent batch
+    whose first write committed but whose answer was lost) therefore stores nothing new, while
+    two identical rejections in one batch both stay. A message the broker re-delivers after a
+    crash arrives again (another ``received_at``) and is stored again: it was received twice.
+    """
+    rows: list[tuple[Any, ...]] = []
+    seen: dict[str, int] = {}
+    for d in dead_letters:
+        row = dead_letter_row(d)
+        digest = hashlib.sha256(_ENCODE([repr(row[0]), *row[1:]]).encode()).hexdigest()
+        occurrence = seen.get(digest, 0)
+        seen[digest] = occurrence + 1
+        rows.append((*row, f"{digest[:40]}:{occurrence}"))
+    return rows
 
 
 # --- back to domain values (queries) ---

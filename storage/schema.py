@@ -4,19 +4,18 @@ Times are REAL epoch seconds, UTC (Grafana's ``frser-sqlite-datasource`` reads t
 columns). Values are in the instrument's registered unit. JSON columns hold standard JSON
 (non-finite numbers are written as ``null``). Column names are plain so dashboards can use them.
 
-Registry (written by :meth:`SqliteStore.register_fleet`, upserted)::
+Registry tables (defined in :mod:`storage.registry.tables`, created and migrated by Alembic,
+written through SQLAlchemy Core: the same code as the PostgreSQL registry)::
 
-    tenants         tenant_id PK, name, kind (manufacturer | calibration_provider)
-    tenant_clients  provider, client            (a provider may read its clients' fleets)
-    sites           tenant, site_id, name       PK (tenant, site_id)
-    instruments     instrument_id PK, tenant, site, gateway, measurand, unit,
-                    tolerance_lower, tolerance_upper [unit], tolerance_relative [of reading],
-                    reporting_period_s [s], reference_kind, peer_group, reference_instrument,
-                    range_low, range_high [unit], description
-    calibrations    instrument_id, certificate_id PK, calibrated_at [epoch s],
-                    correction_offset [unit], correction_gain [1], expanded_uncertainty U [unit],
-                    coverage_factor k, standard_uncertainty U/k [unit], interval_days [d],
-                    due_at [epoch s]
+    tenants, tenant_clients, sites, instruments (with decision_rule)
+    calibrations               every revision of every certificate: PK (instrument_id,
+                               certificate_id, revision), in_force, correction_kind
+                               (gain_offset | curve), correction_offset, correction_gain,
+                               expanded_uncertainty, coverage_factor, standard_uncertainty,
+                               interval_days, due_at, amended_at, amended_by, amendment_reason
+    calibration_curve_points   the certificate points of curve corrections
+    instrument_state, alerts, dead_letters (below; written by the batch transaction)
+    alembic_version            the registry's migration revision
 
 Series and state (written by :meth:`SqliteStore.write`, one transaction per batch)::
 
@@ -38,8 +37,8 @@ Series and state (written by :meth:`SqliteStore.write`, one transaction per batc
                       UNIQUE (instrument_id, ts, status) so a re-delivered change is stored once
     status_history    VIEW over alerts, with ts_utc as ISO text for people
     dead_letters      id PK, received_at, topic, tenant, instrument_id, seq, reason, detail,
-                      excerpt, count (readings the rejection stands for)
-    schema_version    one row: version
+                      excerpt, count (readings the rejection stands for), dedup_key UNIQUE
+    schema_version    one row: version (of the file; the series tables are created here)
 
 A reading's tenant, site, gateway and unit are its instrument's (ingest refuses a reading whose
 topic disagrees with the registry and converts values to the registered unit), so they are read
@@ -52,75 +51,28 @@ per instrument across the table (2-3x the insert rate with thousands of instrume
 ``docs/storage.md``). Per-instrument time ranges then scan the fleet's rows of the window; add
 ``readings_by_instrument ON readings (instrument_id, ts)`` where those panels are too slow.
 
-Foreign keys are declared on the registry for documentation but not enforced
-(``PRAGMA foreign_keys=OFF``): checking every reading against ``instruments`` would cost a lookup
-per row on the hot path, and ingest already refuses unknown instruments (``unknown_instrument``).
+Foreign keys are declared on the registry but not enforced here (``PRAGMA foreign_keys=OFF``):
+checking every reading against ``instruments`` would cost a lookup per row on the hot path, and
+ingest already refuses unknown instruments (``unknown_instrument``). PostgreSQL enforces them on
+the registry tables; registration writes in their order (tenants, sites, instruments,
+calibrations, curve points).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
 from storage.errors import SchemaVersionError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+"""Version of the store file as a whole: the series tables here; the registry tables inside it
+carry their own Alembic revision (``alembic_version``) and are migrated on open."""
 
 SYNCHRONOUS_MODES = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 
 CACHE_SIZE_KIB = 64 * 1024
 BUSY_TIMEOUT_MS = 10_000
-
-_REGISTRY = """
-CREATE TABLE IF NOT EXISTS tenants (
-    tenant_id   TEXT PRIMARY KEY,
-    name        TEXT NOT NULL,
-    kind        TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS tenant_clients (
-    provider    TEXT NOT NULL REFERENCES tenants (tenant_id),
-    client      TEXT NOT NULL REFERENCES tenants (tenant_id),
-    PRIMARY KEY (provider, client)
-);
-CREATE TABLE IF NOT EXISTS sites (
-    tenant      TEXT NOT NULL REFERENCES tenants (tenant_id),
-    site_id     TEXT NOT NULL,
-    name        TEXT NOT NULL,
-    PRIMARY KEY (tenant, site_id)
-);
-CREATE TABLE IF NOT EXISTS instruments (
-    instrument_id        TEXT PRIMARY KEY,
-    tenant               TEXT NOT NULL,
-    site                 TEXT NOT NULL,
-    gateway              TEXT NOT NULL,
-    measurand            TEXT NOT NULL,
-    unit                 TEXT NOT NULL,
-    tolerance_lower      REAL,
-    tolerance_upper      REAL,
-    tolerance_relative   REAL NOT NULL,
-    reporting_period_s   REAL NOT NULL,
-    reference_kind       TEXT NOT NULL,
-    peer_group           TEXT,
-    reference_instrument TEXT,
-    range_low            REAL NOT NULL,
-    range_high           REAL NOT NULL,
-    description          TEXT NOT NULL,
-    FOREIGN KEY (tenant, site) REFERENCES sites (tenant, site_id)
-);
-CREATE INDEX IF NOT EXISTS instruments_by_site ON instruments (tenant, site);
-CREATE TABLE IF NOT EXISTS calibrations (
-    instrument_id        TEXT NOT NULL REFERENCES instruments (instrument_id),
-    certificate_id       TEXT NOT NULL,
-    calibrated_at        REAL NOT NULL,
-    correction_offset    REAL NOT NULL,
-    correction_gain      REAL NOT NULL,
-    expanded_uncertainty REAL NOT NULL,
-    coverage_factor      REAL NOT NULL,
-    standard_uncertainty REAL NOT NULL,
-    interval_days        REAL NOT NULL,
-    due_at               REAL NOT NULL,
-    PRIMARY KEY (instrument_id, certificate_id)
-);
-"""
 
 _SERIES = """
 CREATE TABLE IF NOT EXISTS readings (
@@ -157,56 +109,10 @@ CREATE VIEW IF NOT EXISTS readings_full AS
     LEFT JOIN residuals AS x
         ON x.ts = r.ts AND x.instrument_id = r.instrument_id AND x.seq = r.seq
     LEFT JOIN instruments AS i ON i.instrument_id = r.instrument_id;
-CREATE TABLE IF NOT EXISTS instrument_state (
-    instrument_id             TEXT PRIMARY KEY,
-    tenant                    TEXT NOT NULL,
-    site                      TEXT NOT NULL,
-    status                    TEXT NOT NULL,
-    conditions                TEXT NOT NULL,
-    reasons                   TEXT NOT NULL,
-    evaluated_at              REAL NOT NULL,
-    last_reading_at           REAL,
-    numbers                   TEXT NOT NULL,
-    residual                  REAL,
-    u_residual                REAL,
-    drift_rate                REAL,
-    predicted_oot_at          REAL,
-    probability_of_conformity REAL,
-    due_at                    REAL,
-    first_drift_at            REAL
-);
-CREATE INDEX IF NOT EXISTS instrument_state_by_site ON instrument_state (tenant, site);
-CREATE TABLE IF NOT EXISTS alerts (
-    id             INTEGER PRIMARY KEY,
-    tenant         TEXT NOT NULL,
-    site           TEXT NOT NULL,
-    instrument_id  TEXT NOT NULL,
-    ts             REAL NOT NULL,
-    previous       TEXT,
-    status         TEXT NOT NULL,
-    reasons        TEXT NOT NULL,
-    numbers        TEXT NOT NULL,
-    UNIQUE (instrument_id, ts, status)
-);
-CREATE INDEX IF NOT EXISTS alerts_by_tenant_time ON alerts (tenant, ts);
-CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (ts);
 CREATE VIEW IF NOT EXISTS status_history AS
     SELECT id, ts, strftime('%Y-%m-%dT%H:%M:%fZ', ts, 'unixepoch') AS ts_utc,
            tenant, site, instrument_id, previous, status, reasons, numbers
     FROM alerts;
-CREATE TABLE IF NOT EXISTS dead_letters (
-    id             INTEGER PRIMARY KEY,
-    received_at    REAL NOT NULL,
-    topic          TEXT NOT NULL,
-    tenant         TEXT,
-    instrument_id  TEXT,
-    seq            INTEGER,
-    reason         TEXT NOT NULL,
-    detail         TEXT NOT NULL,
-    excerpt        TEXT NOT NULL,
-    count          INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS dead_letters_by_time ON dead_letters (received_at);
 CREATE TABLE IF NOT EXISTS schema_version (
     version        INTEGER NOT NULL
 );
@@ -232,12 +138,15 @@ def configure(
     conn.execute(f"PRAGMA cache_size = -{CACHE_SIZE_KIB}")
 
 
-def create_schema(conn: sqlite3.Connection) -> int:
-    """Create every table, index and view that is missing; return the stored schema version.
+def create_schema(conn: sqlite3.Connection, migrate_registry: Callable[[], object]) -> int:
+    """Create or check the store's schema in one transaction; return the schema version.
 
-    Idempotent: opening an existing store changes nothing. A store written by another schema
-    version (newer, or older: version 1 kept every number in one wide ``readings`` table) is
-    refused rather than touched; there is no migration.
+    ``migrate_registry`` brings the registry tables to the newest Alembic revision on the same
+    connection (:func:`storage.registry.migrate.upgrade`, inside this transaction); the series
+    tables and views are created here. Idempotent: opening an existing store changes nothing.
+    A store written by another schema version (newer, or older: version 1 kept every number in
+    one wide ``readings`` table, version 2 created its registry without migrations) is refused
+    rather than touched.
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -249,20 +158,29 @@ def create_schema(conn: sqlite3.Connection) -> int:
         if row is not None and row < SCHEMA_VERSION:
             raise SchemaVersionError(
                 f"database schema version {row} is older than this calstream's "
-                f"({SCHEMA_VERSION}) and is not migrated (version 2 split readings into "
-                "readings and residuals): move the file away to start a new store"
+                f"({SCHEMA_VERSION}) and is not migrated ({_CHANGES[row]}): move the file away "
+                "to start a new store (the fleet is registered again from its file), or read it "
+                "with the calstream version that wrote it"
             )
-        for script in (_REGISTRY, _SERIES):
-            for statement in _statements(script):
-                conn.execute(statement)
+        migrate_registry()
+        for statement in _statements(_SERIES):
+            conn.execute(statement)
         if row is None:
             conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
             row = SCHEMA_VERSION
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
     return row
+
+
+_CHANGES = {
+    1: "version 2 split readings into readings and residuals",
+    2: "version 3 keeps every calibration revision with its audit trail, curve corrections and "
+    "keyed dead letters, in registry tables migrated by Alembic",
+}
 
 
 def _stored_version(conn: sqlite3.Connection) -> int | None:

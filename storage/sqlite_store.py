@@ -18,26 +18,34 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sqlalchemy import Connection, create_engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
 from metrology.assessment import HealthSnapshot, StatusChange
+from metrology.calibration import CalibrationHistory
 from metrology.fleet import Fleet
 from metrology.wire import DeadLetter
-from storage import queries, registry
+from storage import queries
 from storage.batch import StoreBatch, WriteResult
 from storage.errors import StorageError
+from storage.registry import migrate, writes
+from storage.registry import queries as registry_queries
 from storage.rows import (
     ALERT_COLUMNS,
-    DEAD_LETTER_COLUMNS,
+    DEAD_LETTER_KEYED_COLUMNS,
     READING_COLUMNS,
     RESIDUAL_COLUMNS,
     STATE_COLUMNS,
     change_row,
-    dead_letter_row,
+    dead_letter_rows,
     reading_rows,
     snapshot_row,
 )
@@ -84,7 +92,8 @@ def _insert_rows(
 
 
 _INSERT_ALERT = _insert("alerts", ALERT_COLUMNS, "INSERT OR IGNORE")
-_INSERT_DEAD_LETTER = _insert("dead_letters", DEAD_LETTER_COLUMNS)
+# Keyed (storage.rows.dead_letter_rows): a batch written again stores no dead letter twice.
+_INSERT_DEAD_LETTER = _insert("dead_letters", DEAD_LETTER_KEYED_COLUMNS, "INSERT OR IGNORE")
 # A snapshot older than the stored one (a re-delivered batch) does not roll the state back.
 _UPSERT_STATE = (
     _insert("instrument_state", STATE_COLUMNS)
@@ -111,21 +120,42 @@ class SqliteStore:
             )
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot open store {self.path}: {exc}") from exc
+        # The registry's SQLAlchemy code (migrations, registration, queries) runs on this same
+        # connection, so the store stays one connection, one lock, one writer.
+        conn = self._conn
+        self._engine = create_engine("sqlite://", creator=lambda: conn, poolclass=StaticPool)
         try:
             configure(self._conn, synchronous, busy_timeout_ms)
-            self.schema_version = create_schema(self._conn)
-        except sqlite3.Error as exc:
-            self._conn.close()
+            with self._engine.connect() as registry:
+                self.schema_version = create_schema(
+                    self._conn, lambda: _migrate_in_open_transaction(registry)
+                )
+        except (sqlite3.Error, SQLAlchemyError) as exc:
+            self._close()
             raise StorageError(f"cannot prepare store {self.path}: {exc}") from exc
         except BaseException:
-            self._conn.close()
+            self._close()
             raise
 
     # --- writing ---
 
     def register_fleet(self, fleet: Fleet) -> None:
-        """Upsert tenants, sites, instruments and calibrations of ``fleet`` in one transaction."""
-        self._in_transaction(f"register fleet {fleet.name!r}", registry.register_fleet, fleet)
+        """Upsert tenants, sites, instruments and calibrations of ``fleet`` in one transaction.
+
+        The registry's own code (:func:`storage.registry.writes.register_fleet`), on this file.
+        """
+        what = f"register fleet {fleet.name!r}"
+        with self._lock, self._registry_errors(what), self._engine.connect() as connection:
+            self._conn.execute("BEGIN IMMEDIATE")
+            # SQLAlchemy's begin is no statement on this driver: the transaction is the one
+            # just opened, and commit() / rollback() end it.
+            transaction = connection.begin()
+            try:
+                writes.register_fleet(connection, fleet)
+            except BaseException:
+                transaction.rollback()
+                raise
+            transaction.commit()
 
     def write(self, batch: StoreBatch) -> WriteResult:
         """Write one batch in ONE transaction and return exact counts; raises :class:`StorageError`.
@@ -159,7 +189,7 @@ class SqliteStore:
             changes = conn.total_changes - before
         if batch.dead_letters:
             before = conn.total_changes
-            conn.executemany(_INSERT_DEAD_LETTER, [dead_letter_row(d) for d in batch.dead_letters])
+            conn.executemany(_INSERT_DEAD_LETTER, dead_letter_rows(batch.dead_letters))
             dead = conn.total_changes - before
         return WriteResult(inserted, len(batch.readings) - inserted, changes, dead)
 
@@ -186,7 +216,20 @@ class SqliteStore:
     def close(self) -> None:
         """Close the connection (the last connection to close also checkpoints the WAL)."""
         with self._lock:
-            self._conn.close()
+            self._close()
+
+    def _close(self) -> None:
+        self._engine.dispose()
+        self._conn.close()
+
+    @contextmanager
+    def _registry_errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except (sqlite3.Error, SQLAlchemyError) as exc:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise StorageError(f"{what} in {self.path} failed: {exc}") from exc
 
     def __enter__(self) -> SqliteStore:
         return self
@@ -197,49 +240,67 @@ class SqliteStore:
     # --- queries ---
 
     def _read(self, query: Callable[..., _T], *args: Any) -> _T:
-        with self._lock:
-            try:
-                return query(self._conn, *args)
-            except sqlite3.Error as exc:
-                raise StorageError(f"{query.__name__} on {self.path} failed: {exc}") from exc
+        """A registry query (:mod:`storage.registry.queries`) on this store's connection."""
+        what = query.__name__
+        with self._lock, self._registry_errors(what), self._engine.connect() as connection:
+            return query(connection, *args)
 
     def snapshots(self, tenant: str | None = None) -> list[HealthSnapshot]:
         """Latest health of every instrument with stored state (of ``tenant`` only, if given)."""
-        return self._read(queries.snapshots, tenant)
+        return self._read(registry_queries.snapshots, tenant)
 
     def counts_by_status(self, tenant: str | None = None) -> dict[str, int]:
         """Status -> number of instruments; every status key present, ``NO_DATA`` for never seen."""
-        return self._read(queries.counts_by_status, tenant)
+        return self._read(registry_queries.counts_by_status, tenant)
 
     def counts_by_site(self) -> dict[tuple[str, str], dict[str, int]]:
         """(tenant, site) -> status -> number of instruments (keys as :meth:`counts_by_status`)."""
-        return self._read(queries.counts_by_site)
+        return self._read(registry_queries.counts_by_site)
 
     def worst_instruments(self, limit: int = 10, tenant: str | None = None) -> list[HealthSnapshot]:
         """Most severe first (``metrology.health.SEVERITY``), then the most recent status change."""
-        return self._read(queries.worst_instruments, limit, tenant)
+        return self._read(registry_queries.worst_instruments, limit, tenant)
 
     def reading_count(self) -> int:
-        return self._read(queries.reading_count)
+        with self._lock:
+            try:
+                return queries.reading_count(self._conn)
+            except sqlite3.Error as exc:
+                raise StorageError(f"reading_count on {self.path} failed: {exc}") from exc
 
     def dead_letter_count(self) -> int:
         """Sum of the dead letters' counts (readings or messages refused)."""
-        return self._read(queries.dead_letter_count)
+        return self._read(registry_queries.dead_letter_count)
 
     def dead_letters_by_reason(self) -> dict[str, int]:
         """Reject reason -> sum of counts."""
-        return self._read(queries.dead_letters_by_reason)
+        return self._read(registry_queries.dead_letters_by_reason)
 
     def recent_dead_letters(self, limit: int = 20) -> list[DeadLetter]:
         """Newest first (by ``received_at``)."""
-        return self._read(queries.recent_dead_letters, limit)
+        return self._read(registry_queries.recent_dead_letters, limit)
 
     def alerts(self, limit: int = 50, tenant: str | None = None) -> list[StatusChange]:
         """Status changes, newest first."""
-        return self._read(queries.alerts, limit, tenant)
+        return self._read(registry_queries.alerts, limit, tenant)
 
     def alert_count(self) -> int:
-        return self._read(queries.alert_count)
+        return self._read(registry_queries.alert_count)
 
     def registered_instruments(self) -> int:
-        return self._read(queries.registered_instruments)
+        return self._read(registry_queries.registered_instruments)
+
+    def calibration_history(self, instrument_id: str) -> CalibrationHistory:
+        """Every registered revision of the instrument's certificates (audit trail, curves)."""
+        return self._read(registry_queries.calibration_history, instrument_id)
+
+
+def _migrate_in_open_transaction(connection: Connection) -> None:
+    """Alembic on the store's connection, inside the transaction ``create_schema`` opened.
+
+    Begun on the SQLAlchemy side too, so Alembic sees an external transaction and leaves the
+    commit to ``create_schema``; ``create_schema`` commits or rolls back the connection, which
+    ends this (statement-less) transaction as well.
+    """
+    connection.begin()
+    migrate.upgrade(connection)

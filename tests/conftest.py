@@ -63,3 +63,82 @@ def amqtt_broker() -> Iterator[Broker]:
 def example_fleet() -> Fleet:
     """The example fleet shipped in ``calstream/data/fleet.yaml``."""
     return read_fleet(example_fleet_path())
+
+
+from calstream.local_postgres import LocalPostgres, postgres_bin_dir  # noqa: E402
+
+
+@dataclass
+class PostgresDatabase:
+    """A fresh database of the session's PostgreSQL; ``server`` stops and starts it (outages)."""
+
+    url: str
+    server: LocalPostgres
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[LocalPostgres]:
+    """A real PostgreSQL (initdb, pg_ctl) on a free port, in a temporary folder, for the session."""
+    try:
+        postgres_bin_dir()
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
+    server = LocalPostgres()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def postgres(postgres_server: LocalPostgres, request: pytest.FixtureRequest) -> PostgresDatabase:
+    """A new, empty database on the session's PostgreSQL: ``.url`` is postgresql+psycopg://..."""
+    import re
+    import uuid
+
+    if not postgres_server.running:  # a test that stopped it failed before starting it again
+        postgres_server.start()
+    name = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40]
+    url = postgres_server.create_database(f"t_{name}_{uuid.uuid4().hex[:8]}")
+    return PostgresDatabase(url, postgres_server)
+
+
+from calstream.local_influxdb import (  # noqa: E402
+    LocalInfluxDB,
+    LocalVictoriaMetrics,
+    influxd_binary,
+    victoria_metrics_binary,
+)
+
+
+@pytest.fixture
+def influxdb(tmp_path: Path) -> Iterator[LocalInfluxDB]:
+    """Debian's influxd 1.x on a free port, files in a temporary folder, database created:
+    ``.base_url``, ``.database``, ``.store_url`` (``influxdb://...``), ``.stop()``/``.start()``."""
+    try:
+        influxd_binary()
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
+    server = LocalInfluxDB(tmp_path / "influxdb")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def victoria_metrics(tmp_path: Path) -> Iterator[LocalVictoriaMetrics]:
+    """Debian's victoria-metrics on a free port, data in a temporary folder: ``.base_url``,
+    ``.bucket``, ``.store_url`` (``influxdb2://...&reads=victoriametrics``)."""
+    try:
+        victoria_metrics_binary()
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
+    server = LocalVictoriaMetrics(tmp_path / "victoria-metrics")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

@@ -88,6 +88,35 @@ def test_status_reads_the_store(demo_run: tuple[dict, Path]) -> None:
     assert "OOT" in human.stdout and worst["instrument"] in human.stdout
 
 
+def test_status_of_one_instrument_gives_every_number_behind_it(
+    demo_run: tuple[dict, Path],
+) -> None:
+    _, db = demo_run
+    fleet = json.loads(
+        CliRunner().invoke(app, ["status", "--db", str(db), "--json"]).stdout.splitlines()[-1]
+    )
+    worst = fleet["worst"][0]
+    result = CliRunner().invoke(
+        app, ["status", "--db", str(db), "--instrument", worst["instrument"], "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    one = json.loads(result.stdout.strip().splitlines()[-1])
+    assert one["status"] == worst["status"] and one["reasons"] == worst["reasons"]
+    numbers = one["numbers"]
+    assert numbers["decision_rule"] and numbers["probability_of_conformity"] is not None
+    assert numbers["hours_in_use"] > 0 and "interval_reason" in numbers
+
+    human = CliRunner().invoke(
+        app, ["status", "--db", str(db), "--instrument", worst["instrument"]]
+    )
+    assert human.exit_code == 0
+    for section in ("conformity", "detectors", "drift and dates", "calibration"):
+        assert section in human.stdout
+
+    unknown = CliRunner().invoke(app, ["status", "--db", str(db), "--instrument", "no-such"])
+    assert unknown.exit_code == 2 and "no health stored for 'no-such'" in unknown.output
+
+
 def test_status_without_a_store_says_what_to_do(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["status", "--db", str(tmp_path / "missing.sqlite")])
     assert result.exit_code == 2

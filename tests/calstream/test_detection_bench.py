@@ -27,7 +27,7 @@ from edge_sim.truth import GroundTruth, InstrumentTruth
 from metrology.assessment import Assessment, StatusChange
 from metrology.reading import Reading
 from metrology.timebase import SECONDS_PER_DAY
-from stream_processors import runner
+from stream_processors import keyed
 from stream_processors.state import InstrumentState
 from stream_processors.step import InstrumentContext, step
 
@@ -186,13 +186,14 @@ def test_run_seed_finds_the_exact_first_flag_and_prediction(
         new = result[0]
         if new.first_drift_at is not None:
             flags.setdefault(reading.instrument_id, new.first_drift_at)
-        if new.tracking.predicted_oot_at is not None:
-            # The scored date is the best estimate (the fitted line's crossing).
-            best = new.tracking.estimated_oot_at or new.tracking.predicted_oot_at
-            predictions.setdefault(reading.instrument_id, (reading.ts, best))
+        if new.tracking.estimated_oot_at is not None:
+            # The scored date is the first best estimate (the fitted line's crossing).
+            predictions.setdefault(
+                reading.instrument_id, (reading.ts, new.tracking.estimated_oot_at)
+            )
         return result
 
-    monkeypatch.setattr(runner, "step", watched)
+    monkeypatch.setattr(keyed, "step", watched)
     run = run_seed(SeedCase(seed=2, instruments=60, sim_days=45))
     assert run.readings > 0 and run.rejected == 0 and run.failed == 0
     assert run.first_predictions, "the case must exercise the prediction path"

@@ -15,8 +15,9 @@ from storage.schema import SCHEMA_VERSION
 from storage.sqlite_store import SqliteStore
 
 TABLES = {
-    "alerts", "calibrations", "dead_letters", "instrument_state", "instruments", "readings",
-    "residuals", "schema_version", "sites", "tenant_clients", "tenants",
+    "alembic_version", "alerts", "calibration_curve_points", "calibrations", "dead_letters",
+    "instrument_state", "instruments", "readings", "residuals", "schema_version", "sites",
+    "tenant_clients", "tenants",
 }  # fmt: skip
 
 
@@ -45,7 +46,7 @@ def test_open_creates_folders_tables_view_and_wal(store_path: Path) -> None:
         sql = dict(
             conn.execute("SELECT name, sql FROM sqlite_master WHERE name IN (?, ?)", tuple(columns))
         )
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     # Narrow rows: the tenant, site, gateway and unit are the instrument's (readings_full).
     assert columns == {
         "readings": [
@@ -97,8 +98,8 @@ def test_public_api() -> None:
     api = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(api)
     assert sorted(api.__all__) == [
-        "NO_DATA", "SCHEMA_VERSION", "STATUS_KEYS", "SchemaVersionError", "SqliteStore",
-        "StorageError", "StoreBatch", "WriteResult",
+        "CompositeStore", "NO_DATA", "SCHEMA_VERSION", "STATUS_KEYS", "SchemaVersionError",
+        "SqlRegistry", "SqliteStore", "StorageError", "StoreBatch", "WriteResult", "open_store",
     ]  # fmt: skip
     assert api.SqliteStore is SqliteStore
     assert all(hasattr(api, name) for name in api.__all__)

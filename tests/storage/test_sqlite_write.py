@@ -151,6 +151,7 @@ def test_same_batch_twice_inserts_nothing_the_second_time(
     make_reading: ReadingFactory,
     make_change: Callable[..., StatusChange],
     make_dead_letter: Callable[..., DeadLetter],
+    t0: float,
 ) -> None:
     batch = StoreBatch(
         readings=[make_reading("acme-n-TT-002", seq) for seq in range(100)],
@@ -158,9 +159,12 @@ def test_same_batch_twice_inserts_nothing_the_second_time(
         dead_letters=[make_dead_letter(count=3)],
     )
     assert store.write(batch) == WriteResult(100, 0, 1, 1)
-    # Re-delivery: readings and the status change are stored once; a re-delivered bad message is
-    # a new dead letter (it was received again).
-    assert store.write(batch) == WriteResult(0, 100, 0, 1)
+    # The same batch again (a retried write): readings, the status change and the dead letter
+    # are stored once. A bad message the broker delivers again arrives again (another
+    # received_at) and is a new dead letter: it was received twice.
+    assert store.write(batch) == WriteResult(0, 100, 0, 0)
+    again = StoreBatch(dead_letters=[make_dead_letter(count=3, received_at=t0 + 5.0)])
+    assert store.write(again) == WriteResult(0, 0, 0, 1)
     assert store.reading_count() == 100
     assert _residual_count(store) == 100
     assert store.alert_count() == 1

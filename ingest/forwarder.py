@@ -1,0 +1,140 @@
+"""The ingest forwarder: shared MQTT subscription in, validated readings out to Kafka.
+
+Several forwarders run side by side as members of one MQTT 5 shared subscription; each decodes
+and admits its messages exactly as the embedded pipeline does (:func:`metrology.wire.decode`,
+:class:`ingest.admission.Admission`), turns bad input into dead letters with their reason, and
+forwards the admitted readings as the records ``to_records`` makes of each message's readings
+(the composition root passes the Faust workers' keying,
+:func:`stream_processors.routing.readings_records`: one record per key and message). The MQTT
+messages of a batch are acknowledged only once the sink has made the batch durable; a crash
+before that leaves them with the broker, which sends them again.
+
+Duplicates: each forwarder sees only part of a gateway's sequence numbers, so a message
+re-delivered to *another* member after a crash passes its de-duplication window; the workers'
+store writes are idempotent on (instrument, timestamp, sequence), and `step` treats a reading
+no newer than the instrument's last as late (stored, not fed to the detectors again).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ingest.admission import Admission
+from ingest.forward_sinks import ForwardSink, SinkUnavailable
+from ingest.subscriber import DurableSubscriber, InboundMessage
+from metrology.reading import Reading
+from metrology.wire import DeadLetter, Topic, decode, parse_topic, payload_excerpt
+
+__all__ = ["Forwarder", "ForwarderCounters", "dead_letter_record"]
+
+log = logging.getLogger(__name__)
+
+Records = list[tuple[str, dict[str, Any]]]
+
+
+@dataclass(slots=True)
+class ForwarderCounters:
+    """Counts since start: ``received == forwarded + rejected`` (readings)."""
+
+    messages: int = 0
+    received: int = 0
+    forwarded: int = 0
+    records: int = 0
+    rejected: int = 0
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    batches: int = 0
+
+
+def dead_letter_record(letter: DeadLetter) -> tuple[str, dict[str, Any]]:
+    """A dead letter as a Kafka record keyed by its tenant (or ``-`` when the topic had none)."""
+    value = asdict(letter)
+    value["reason"] = letter.reason.value
+    return letter.tenant or "-", value
+
+
+class Forwarder:
+    """Decode, admit, forward, then acknowledge: one batch of MQTT messages at a time."""
+
+    def __init__(
+        self,
+        subscriber: DurableSubscriber,
+        admission: Admission,
+        to_records: Callable[[list[Reading]], Records],
+        sink: ForwardSink,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_messages_per_batch: int = 500,
+        linger_s: float = 0.02,
+    ) -> None:
+        self.subscriber = subscriber
+        self.admission = admission
+        self.to_records = to_records
+        self.sink = sink
+        self.counters = ForwarderCounters()
+        self._clock = clock
+        self._max_messages = max_messages_per_batch
+        self._linger_s = linger_s
+
+    def prepare(self, messages: list[InboundMessage]) -> tuple[Records, Records]:
+        """The records and dead letters of a batch (pure of I/O)."""
+        now = self._clock()
+        counters = self.counters
+        records: Records = []
+        dead: Records = []
+        for message in messages:
+            readings, rejections = self.admission.admit(decode(message.topic, message.payload), now)
+            counters.messages += 1
+            counters.received += len(readings)
+            counters.forwarded += len(readings)
+            if readings:
+                records.extend(self.to_records(readings))
+            if rejections:
+                excerpt = payload_excerpt(message.payload)
+                parsed = parse_topic(message.topic)
+                tenant = parsed.tenant if isinstance(parsed, Topic) else None
+                for rejection in rejections:
+                    counters.received += rejection.count
+                    counters.rejected += rejection.count
+                    counters.rejected_by_reason[rejection.reason.value] += rejection.count
+                    letter = DeadLetter(
+                        received_at=message.received_at,
+                        topic=message.topic,
+                        reason=rejection.reason,
+                        detail=rejection.detail,
+                        excerpt=excerpt,
+                        count=rejection.count,
+                        tenant=tenant,
+                        instrument_id=rejection.instrument_id,
+                        seq=rejection.seq,
+                    )
+                    dead.append(dead_letter_record(letter))
+        counters.records += len(records)
+        return records, dead
+
+    def run_once(self, timeout: float = 0.2) -> int:
+        """Forward one batch if messages arrive within ``timeout``; returns messages handled.
+
+        While the sink is unavailable the batch is retried (nothing is acknowledged meanwhile,
+        so the broker keeps the messages and stops sending beyond its in-flight window).
+        """
+        messages = self.subscriber.get_batch(self._max_messages, timeout, self._linger_s)
+        if not messages:
+            return 0
+        records, dead = self.prepare(messages)
+        delay = 0.1
+        while True:
+            try:
+                self.sink.forward(records, dead)
+                break
+            except SinkUnavailable as exc:
+                log.warning("sink unavailable (%s); retrying in %.1f s", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        self.subscriber.ack(messages)
+        self.counters.batches += 1
+        return len(messages)

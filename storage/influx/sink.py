@@ -1,0 +1,242 @@
+"""``InfluxSink``: the series of pipeline batches into InfluxDB (or VictoriaMetrics).
+
+``write_series(batch)`` serialises the batch chunk by chunk (``chunk_lines`` lines each) and
+hands every chunk to ``senders`` threads that post it (gzip) and retry it; it returns the number
+of points once the server accepted every chunk (HTTP 204), and raises ``StorageError`` when one
+chunk is not accepted within the retry budget (the chunks of the call not yet sent are then
+dropped; the pipeline writes the whole batch again, and points that did land overwrite
+themselves).
+
+Back-pressure: at most ``in_flight`` chunks are serialised and not yet accepted; serialising
+the next one waits for a slot, so a slow or absent server stops the caller instead of growing a
+buffer. Calls are serialised (one batch at a time): the ``fleet_status`` counts of a batch
+depend on those before it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any
+
+import httpx
+
+from metrology.assessment import HealthSnapshot
+from metrology.fleet import Fleet
+from storage.batch import StoreBatch
+from storage.errors import StorageError
+from storage.influx.fleet_status import FleetStatusCounts
+from storage.influx.points import ReadingSerialiser, alert_line, dead_letter_lines, health_lines
+from storage.influx.reads import InfluxQLReader, VictoriaMetricsReader
+from storage.influx.retry import Retryable, call_with_retries
+from storage.influx.target import InfluxTarget, parse_store_url
+from storage.influx.transport import ChunkWriter, chunk_writer
+
+log = logging.getLogger(__name__)
+
+
+class _Cancelled(Exception):
+    """An earlier chunk of the same call failed: this one is not sent."""
+
+
+class _Call:
+    """One ``write_series`` call: the first failure of any of its chunks."""
+
+    __slots__ = ("failed",)
+
+    def __init__(self) -> None:
+        self.failed: StorageError | None = None
+
+
+class InfluxSink:
+    """A :class:`storage.contract.SeriesSink` writing line protocol to InfluxDB.
+
+    Build it with :meth:`from_url`; call :meth:`register_fleet` before the first write (the
+    ``measurand`` tag of readings comes from the fleet).
+    """
+
+    def __init__(
+        self,
+        target: InfluxTarget,
+        fleet: Fleet | None = None,
+        writer: ChunkWriter | None = None,
+    ) -> None:
+        self.target = target
+        policy = target.policy
+        self._writer = writer or chunk_writer(target)
+        self._reader: InfluxQLReader | VictoriaMetricsReader = (
+            VictoriaMetricsReader(target)
+            if target.reads == "victoriametrics"
+            else InfluxQLReader(target)
+        )
+        self._measurands: dict[str, str] = {}
+        self._readings = ReadingSerialiser(self._measurands.get)
+        self._counts = FleetStatusCounts()
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(policy.in_flight)
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(policy.senders, thread_name_prefix="influx-sender")
+        self._closed = False
+        if fleet is not None:
+            self.register_fleet(fleet)
+
+    @classmethod
+    def from_url(cls, url: str, fleet: Fleet | None = None, **policy: Any) -> InfluxSink:
+        """A sink for an ``influxdb://`` / ``influxdb2://`` store URL (docs/influxdb.md);
+        ``policy`` overrides the URL's write options (``retry_s=5``, ...)."""
+        target = parse_store_url(url)
+        if policy:
+            target = target.with_policy(**policy)
+        return cls(target, fleet)
+
+    # --- state the series depend on ---
+
+    def register_fleet(self, fleet: Fleet) -> None:
+        """Take the measurand of every instrument (the ``measurand`` tag of its readings)."""
+        with self._lock:
+            self._measurands.clear()
+            self._measurands.update({i: spec.measurand for i, spec in fleet.instruments.items()})
+            self._readings.forget_heads()
+
+    def seed_statuses(self, snapshots: Iterable[HealthSnapshot]) -> None:
+        """Start the ``fleet_status`` counts from the latest states a registry holds."""
+        with self._lock:
+            self._counts.seed(snapshots)
+
+    @property
+    def pending_chunks(self) -> int:
+        """Chunks serialised and not yet accepted (at most ``in_flight``)."""
+        return self._pending
+
+    # --- writing ---
+
+    def write_series(self, batch: StoreBatch) -> int:
+        """Write the batch's points; return how many, once the server accepted all of them."""
+        if self._closed:
+            raise StorageError("the InfluxDB sink is closed")
+        with self._lock:
+            self._seed_from_server()
+            plan = self._counts.plan(batch.snapshots)
+            points = self._send(self._chunks(batch, plan.lines))
+            self._counts.commit(plan)
+            return points
+
+    def _chunks(self, batch: StoreBatch, fleet_status: list[str]) -> Iterator[Sequence[str]]:
+        size = self.target.policy.chunk_lines
+        readings = batch.readings
+        lines: list[str] = []
+        for start in range(0, len(readings), size):
+            lines.extend(self._readings.lines(readings[start : start + size]))
+            if len(lines) >= size:
+                yield lines[:size]
+                lines = lines[size:]
+        lines.extend(health_lines(batch.snapshots))
+        for c in batch.changes:
+            text = alert_line(c)
+            if text is not None:
+                lines.append(text)
+        lines.extend(dead_letter_lines(batch.dead_letters))
+        lines.extend(fleet_status)
+        for start in range(0, len(lines), size):
+            yield lines[start : start + size]
+
+    def _send(self, chunks: Iterable[Sequence[str]]) -> int:
+        call = _Call()
+        futures: list[Future[None]] = []
+        points = 0
+        try:
+            for chunk in chunks:  # serialised lazily: the next chunk while others are sent
+                if call.failed is not None:
+                    break
+                # Back-pressure: wait for a slot; a failing chunk releases its slot, so this
+                # returns and the loop stops.
+                self._slots.acquire()
+                with self._pending_lock:
+                    self._pending += 1
+                try:
+                    futures.append(self._pool.submit(self._send_chunk, call, chunk))
+                except BaseException:
+                    self._release()
+                    raise
+                points += len(chunk)
+        finally:
+            # Also when serialising raised: nothing of this call stays in flight after it.
+            wait(futures)
+        if call.failed is not None:
+            raise call.failed
+        return points
+
+    def _release(self) -> None:
+        with self._pending_lock:
+            self._pending -= 1
+        self._slots.release()
+
+    def _send_chunk(self, call: _Call, chunk: Sequence[str]) -> None:
+        body = "\n".join(chunk)
+
+        def attempt() -> None:
+            if call.failed is not None:
+                raise _Cancelled
+            self._writer.send(body)
+
+        try:
+            call_with_retries(attempt, self.target.policy.retry_s)
+        except _Cancelled:
+            pass
+        except Retryable as exc:
+            call.failed = call.failed or StorageError(
+                f"InfluxDB at {self.target.redacted_url} did not accept {len(chunk)} lines "
+                f"within the retry budget ({self.target.policy.retry_s:g} s, retry_s in the store "
+                f"URL): {exc}; check that the server is up and reachable"
+            )
+        except StorageError as exc:
+            call.failed = call.failed or exc
+        except Exception as exc:  # a defect: reported to the caller, not lost in the thread
+            call.failed = call.failed or StorageError(f"writing to InfluxDB failed: {exc!r}")
+            call.failed.__cause__ = exc
+        finally:
+            self._release()
+
+    def _seed_from_server(self) -> None:
+        """On the first write: the latest status of every instrument, from ``health``."""
+        if self._counts.seeded:
+            return
+        try:
+            latest = self._reader.latest_statuses()
+        except StorageError as exc:
+            if isinstance(exc.__cause__, httpx.TransportError):
+                raise  # the server is away: the write could not succeed either
+            log.warning(
+                "fleet_status counts start empty: cannot read the latest statuses back (%s)", exc
+            )
+            latest = []
+        self._counts.seed_statuses(latest)
+
+    # --- reading ---
+
+    def reading_count(self) -> int:
+        """Readings stored, each identity (instrument, time) once, read back from the server."""
+        return self._reader.reading_count()
+
+    def query(self, influxql: str) -> list[dict[str, Any]]:
+        """InfluxQL against the target's database: the first statement's ``series``."""
+        if not isinstance(self._reader, InfluxQLReader):
+            raise StorageError("VictoriaMetrics speaks no InfluxQL (reads=victoriametrics)")
+        return self._reader.query(influxql)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._pool.shutdown(wait=True)
+        self._writer.close()
+        self._reader.close()
+
+    def __enter__(self) -> InfluxSink:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

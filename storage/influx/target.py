@@ -1,0 +1,173 @@
+"""Where an InfluxSink writes: the store URL, parsed into a target and its write policy.
+
+::
+
+    influxdb://[user:password@]host[:8086]/database[?rp=autogen]      v1 API (/write, InfluxQL)
+    influxdb2://host[:8086]?org=ORG&bucket=BUCKET&token=TOKEN          v2 API (influxdb-client)
+    influxdbs://..., influxdb2s://...                                  the same over HTTPS
+
+Options for either form (query parameters): ``chunk_lines``, ``in_flight``, ``senders``,
+``retry_s``, ``timeout_s``, ``gzip``, ``reads`` (``influxql`` | ``victoriametrics``) and, for the
+v2 form, ``database`` (the DBRP database InfluxQL reads; defaults to the bucket).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+
+DEFAULT_PORT = 8086
+
+_SCHEMES: dict[str, tuple[Literal["v1", "v2"], str]] = {
+    "influxdb": ("v1", "http"),
+    "influxdbs": ("v1", "https"),
+    "influxdb2": ("v2", "http"),
+    "influxdb2s": ("v2", "https"),
+}
+READS = ("influxql", "victoriametrics")
+
+
+@dataclass(frozen=True, slots=True)
+class WritePolicy:
+    """How chunks are sent: size, bounds, retry budget (docs/influxdb.md, "Store URLs")."""
+
+    chunk_lines: int = 5000
+    """Lines per request (InfluxData's guidance: about 5,000)."""
+    in_flight: int = 4
+    """Chunks serialised but not yet accepted, over all callers; more waits (back-pressure)."""
+    senders: int = 2
+    """Requests at a time."""
+    retry_s: float = 30.0
+    """How long one chunk is retried before the write raises StorageError."""
+    timeout_s: float = 10.0
+    """One request's timeout."""
+    gzip: bool = True
+
+    def __post_init__(self) -> None:
+        if self.chunk_lines < 1 or self.in_flight < 1 or self.senders < 1:
+            raise ValueError("chunk_lines, in_flight and senders must be at least 1")
+        if self.retry_s < 0 or self.timeout_s <= 0:
+            raise ValueError("retry_s must be >= 0 and timeout_s > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class InfluxTarget:
+    """One InfluxDB (or VictoriaMetrics) database or bucket, and how to reach it."""
+
+    api: Literal["v1", "v2"]
+    base_url: str
+    """``http(s)://host:port``, no trailing slash."""
+    database: str
+    """v1: the database written; v2: the database InfluxQL reads name (the bucket's DBRP)."""
+    retention_policy: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    org: str | None = None
+    bucket: str | None = None
+    token: str | None = field(default=None, repr=False)
+    reads: Literal["influxql", "victoriametrics"] = "influxql"
+    policy: WritePolicy = WritePolicy()
+
+    def with_policy(self, **changes: object) -> InfluxTarget:
+        return replace(self, policy=replace(self.policy, **changes))  # type: ignore[arg-type]
+
+    @property
+    def redacted_url(self) -> str:
+        """For messages and logs: no password, no token."""
+        where = self.database if self.api == "v1" else f"bucket {self.bucket}"
+        return f"{self.base_url} ({self.api} API, {where})"
+
+
+def _one(query: dict[str, list[str]], key: str) -> str | None:
+    values = query.pop(key, None)
+    return None if not values else values[-1]
+
+
+def _policy(query: dict[str, list[str]], url: str) -> WritePolicy:
+    changes: dict[str, object] = {}
+    for key, kind in (
+        ("chunk_lines", int), ("in_flight", int), ("senders", int),
+        ("retry_s", float), ("timeout_s", float),
+    ):  # fmt: skip
+        text = _one(query, key)
+        if text is not None:
+            try:
+                changes[key] = kind(text)
+            except ValueError:
+                raise ValueError(f"store URL option {key}={text!r} is not a number") from None
+    gzip = _one(query, "gzip")
+    if gzip is not None:
+        if gzip.lower() not in ("true", "false", "1", "0"):
+            raise ValueError(f"store URL option gzip={gzip!r}: use true or false")
+        changes["gzip"] = gzip.lower() in ("true", "1")
+    return WritePolicy(**changes)  # type: ignore[arg-type]
+
+
+def parse_store_url(url: str) -> InfluxTarget:
+    """Parse an ``influxdb://`` / ``influxdb2://`` (``...s://``) store URL.
+
+    Raises ``ValueError`` naming what is wrong: an unknown scheme, a missing database, org,
+    bucket or token, an unknown option.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in _SCHEMES:
+        raise ValueError(
+            f"not an InfluxDB store URL: {parts.scheme}:// (use influxdb://user:password@host:8086"
+            "/database for the v1 API or influxdb2://host:8086?org=..&bucket=..&token=.. for v2)"
+        )
+    api, http = _SCHEMES[scheme]
+    if not parts.hostname:
+        raise ValueError(f"store URL {scheme}://... names no host")
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    base_url = f"{http}://{host}:{parts.port or DEFAULT_PORT}"
+    query = parse_qs(parts.query, keep_blank_values=True)
+    policy = _policy(query, url)
+    reads = _one(query, "reads") or "influxql"
+    if reads not in READS:
+        raise ValueError(f"store URL option reads={reads!r}: use one of {', '.join(READS)}")
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password is not None else None
+    if api == "v1":
+        database = unquote(parts.path.strip("/"))
+        if not database or "/" in database:
+            raise ValueError(
+                f"store URL {scheme}://{parts.hostname}: name the database as the path "
+                "(influxdb://user:password@host:8086/calstream)"
+            )
+        target = InfluxTarget(
+            api="v1",
+            base_url=base_url,
+            database=database,
+            retention_policy=_one(query, "rp") or None,
+            username=username,
+            password=password,
+            reads=reads,  # type: ignore[arg-type]
+            policy=policy,
+        )
+    else:
+        org, bucket, token = _one(query, "org"), _one(query, "bucket"), _one(query, "token")
+        if token is None and username is not None:
+            token = f"{username}:{password or ''}"  # InfluxDB 1.8's v2 API: token=user:password
+        missing = [k for k, v in (("org", org), ("bucket", bucket), ("token", token)) if not v]
+        if missing:
+            raise ValueError(
+                f"store URL {scheme}://{parts.hostname}: missing {', '.join(missing)} "
+                "(influxdb2://host:8086?org=ORG&bucket=BUCKET&token=TOKEN)"
+            )
+        assert bucket is not None
+        target = InfluxTarget(
+            api="v2",
+            base_url=base_url,
+            database=_one(query, "database") or bucket,
+            retention_policy=_one(query, "rp") or None,
+            org=org,
+            bucket=bucket,
+            token=token,
+            reads=reads,  # type: ignore[arg-type]
+            policy=policy,
+        )
+    if query:
+        raise ValueError(f"store URL: unknown option(s) {', '.join(sorted(query))}")
+    return target
