@@ -36,12 +36,10 @@ from metrology.assessment import HealthSnapshot, StatusChange
 from metrology.wire import (
     DeadLetter,
     RejectReason,
-    Topic,
     alerts_topic,
+    dead_letters_of,
     decode,
     encode_status_change,
-    parse_topic,
-    payload_excerpt,
     readings_topic,
 )
 from storage.batch import StoreBatch, WriteResult
@@ -163,25 +161,14 @@ class Pipeline:
             counters.accepted += len(readings)
             received = len(readings)
             if rejections:
-                excerpt = payload_excerpt(message.payload)
-                tenant = _tenant_of(message.topic)
-                for rejection in rejections:
-                    received += rejection.count
-                    counters.rejected += rejection.count
-                    counters.rejected_by_reason[rejection.reason.value] += rejection.count
-                    batch.dead_letters.append(
-                        DeadLetter(
-                            received_at=message.received_at,
-                            topic=message.topic,
-                            reason=rejection.reason,
-                            detail=rejection.detail,
-                            excerpt=excerpt,
-                            count=rejection.count,
-                            tenant=tenant,
-                            instrument_id=rejection.instrument_id,
-                            seq=rejection.seq,
-                        )
-                    )
+                letters = dead_letters_of(
+                    message.topic, message.payload, message.received_at, rejections
+                )
+                for letter in letters:
+                    received += letter.count
+                    counters.rejected += letter.count
+                    counters.rejected_by_reason[letter.reason.value] += letter.count
+                batch.dead_letters.extend(letters)
             counters.received += received
         counters.decode_s += decode_s
         counters.admit_s += admit_s
@@ -504,8 +491,3 @@ class Pipeline:
                 return 0
         self._publish_alerts(changes)
         return len(changes)
-
-
-def _tenant_of(topic: str) -> str | None:
-    parsed = parse_topic(topic)
-    return parsed.tenant if isinstance(parsed, Topic) else None

@@ -24,11 +24,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tenacity import Retrying, retry_if_exception_type, wait_random_exponential
+
 from ingest.admission import Admission
 from ingest.forward_sinks import ForwardSink, SinkUnavailable
 from ingest.subscriber import DurableSubscriber, InboundMessage
 from metrology.reading import Reading
-from metrology.wire import DeadLetter, Topic, decode, parse_topic, payload_excerpt
+from metrology.wire import DeadLetter, dead_letters_of, decode
 
 __all__ = ["Forwarder", "ForwarderCounters", "dead_letter_record"]
 
@@ -93,26 +95,13 @@ class Forwarder:
             counters.forwarded += len(readings)
             if readings:
                 records.extend(self.to_records(readings))
-            if rejections:
-                excerpt = payload_excerpt(message.payload)
-                parsed = parse_topic(message.topic)
-                tenant = parsed.tenant if isinstance(parsed, Topic) else None
-                for rejection in rejections:
-                    counters.received += rejection.count
-                    counters.rejected += rejection.count
-                    counters.rejected_by_reason[rejection.reason.value] += rejection.count
-                    letter = DeadLetter(
-                        received_at=message.received_at,
-                        topic=message.topic,
-                        reason=rejection.reason,
-                        detail=rejection.detail,
-                        excerpt=excerpt,
-                        count=rejection.count,
-                        tenant=tenant,
-                        instrument_id=rejection.instrument_id,
-                        seq=rejection.seq,
-                    )
-                    dead.append(dead_letter_record(letter))
+            for letter in dead_letters_of(
+                message.topic, message.payload, message.received_at, rejections
+            ):
+                counters.received += letter.count
+                counters.rejected += letter.count
+                counters.rejected_by_reason[letter.reason.value] += letter.count
+                dead.append(dead_letter_record(letter))
         counters.records += len(records)
         return records, dead
 
@@ -126,15 +115,16 @@ class Forwarder:
         if not messages:
             return 0
         records, dead = self.prepare(messages)
-        delay = 0.1
-        while True:
-            try:
-                self.sink.forward(records, dead)
-                break
-            except SinkUnavailable as exc:
-                log.warning("sink unavailable (%s); retrying in %.1f s", exc, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        retrying = Retrying(
+            retry=retry_if_exception_type(SinkUnavailable),
+            wait=wait_random_exponential(multiplier=0.1, max=5.0),
+            before_sleep=lambda state: log.warning(
+                "sink unavailable (attempt %d): %s; retrying",
+                state.attempt_number,
+                state.outcome.exception() if state.outcome else "",
+            ),
+        )
+        retrying(self.sink.forward, records, dead)
         self.subscriber.ack(messages)
         self.counters.batches += 1
         return len(messages)

@@ -410,6 +410,31 @@ def payload_excerpt(payload: bytes) -> str:
 # --- encoding (edge gateways and the simulator) ---
 
 
+def dead_letters_of(
+    topic: str, payload: bytes, received_at: float, rejections: Sequence[Rejection]
+) -> list[DeadLetter]:
+    """The rejections of one message as dead letters: its topic, an excerpt, its topic's tenant."""
+    if not rejections:
+        return []
+    excerpt = payload_excerpt(payload)
+    parsed = parse_topic(topic)
+    tenant = parsed.tenant if isinstance(parsed, Topic) else None
+    return [
+        DeadLetter(
+            received_at=received_at,
+            topic=topic,
+            reason=rejection.reason,
+            detail=rejection.detail,
+            excerpt=excerpt,
+            count=rejection.count,
+            tenant=tenant,
+            instrument_id=rejection.instrument_id,
+            seq=rejection.seq,
+        )
+        for rejection in rejections
+    ]
+
+
 def reading_document(reading: Reading) -> dict[str, Any]:
     """The v1 JSON object of one reading."""
     document: dict[str, Any] = {

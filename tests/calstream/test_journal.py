@@ -6,7 +6,6 @@ stuck writer would) while readings flow through a real mosquitto. Counts are exa
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -17,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from service_process import Run, stored, wait_for
 
 from calstream.journal import (
     JOURNAL_FILE,
@@ -78,11 +78,6 @@ def rss_bytes(pid: int | str = "self") -> int:
     raise AssertionError("no VmRSS")
 
 
-def stored(db: Path) -> int:
-    with sqlite3.connect(db) as conn:
-        return int(conn.execute("SELECT count(*) FROM readings").fetchone()[0])
-
-
 def journal_rows(folder: Path) -> int:
     path = folder / JOURNAL_FILE
     if not path.exists():
@@ -92,15 +87,6 @@ def journal_rows(folder: Path) -> int:
             return int(conn.execute("SELECT count(*) FROM entries").fetchone()[0])
         except sqlite3.OperationalError:
             return 0
-
-
-def wait_for(predicate, timeout: float = 60.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())
 
 
 def simulated(fleet: Fleet, days: float, seed: int) -> list[GatewayBatch]:
@@ -370,45 +356,9 @@ def test_a_full_journal_falls_back_to_back_pressure_and_says_so(
 # --- kill -9 while the journal holds batches ----------------------------------------------------
 
 
-class Run:
-    """`python -m calstream run` with its settings in the environment."""
-
-    def __init__(self, broker: LocalMosquitto, folder: Path) -> None:
-        self.db = folder / "calstream.sqlite"
-        self.journal = folder / "journal"
-        self.env = {
-            **os.environ,
-            "CALSTREAM_BROKER": broker.url,
-            "CALSTREAM_DB": str(self.db),
-            "CALSTREAM_WORK_DIR": str(folder),
-            "CALSTREAM_JOURNAL_DIR": str(self.journal),
-            "CALSTREAM_CLIENT_ID": "calstream-journal-kill",
-            "CALSTREAM_METRICS_PORT": "0",
-        }
-        self.log = folder / "run.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "calstream", "run", "--report-every", "1"],
-                env=self.env,
-                stdout=log,
-                stderr=log,
-            )
-        assert wait_for(lambda: b"calstream running" in self.log.read_bytes(), 30), (
-            self.log.read_text()
-        )
-
-    def signal(self, signum: int) -> int:
-        assert self.process is not None
-        self.process.send_signal(signum)
-        return self.process.wait(30)
-
-
 @pytest.fixture
 def run(mosquitto: LocalMosquitto, tmp_path: Path) -> Iterator[Run]:
-    service = Run(mosquitto, tmp_path)
+    service = Run(mosquitto, tmp_path, "calstream-journal-kill")
     yield service
     if service.process is not None and service.process.poll() is None:
         service.process.kill()

@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from service_process import wait_for
+
 from calstream.journal import Journal
 from calstream.local_influxdb import LocalInfluxDB
 from calstream.local_mosquitto import LocalMosquitto
@@ -20,15 +22,6 @@ from edge_sim.simulator import FleetSimulator
 from metrology.fleet import Fleet
 from metrology.timebase import SECONDS_PER_DAY
 from storage.select import open_store
-
-
-def wait_for(predicate, timeout: float = 60.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return bool(predicate())
 
 
 def test_influxdb_stopped_mid_stream_spills_to_the_journal_and_loses_nothing(

@@ -2,74 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from service_process import Run, stored, wait_for
 
 from calstream.local_mosquitto import LocalMosquitto
 from edge_sim.gateway import GatewayPublisher
 from edge_sim.simulator import FleetSimulator
 from metrology.fleet import Fleet
 from metrology.timebase import SECONDS_PER_DAY
-
-
-def stored(db: Path) -> int:
-    if not db.exists():
-        return 0
-    with sqlite3.connect(db) as conn:
-        try:
-            return int(conn.execute("SELECT count(*) FROM readings").fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0
-
-
-def wait_for(predicate, timeout: float = 60.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
-
-
-class Run:
-    """`python -m calstream run` with its settings in the environment."""
-
-    def __init__(self, broker: LocalMosquitto, folder: Path) -> None:
-        self.env = {
-            **os.environ,
-            "CALSTREAM_BROKER": broker.url,
-            "CALSTREAM_DB": str(folder / "calstream.sqlite"),
-            "CALSTREAM_WORK_DIR": str(folder),
-            "CALSTREAM_CLIENT_ID": "calstream-under-test",
-            "CALSTREAM_METRICS_PORT": "0",
-        }
-        self.log = folder / "run.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "calstream", "run", "--report-every", "1"],
-                env=self.env,
-                stdout=log,
-                stderr=log,
-            )
-        assert wait_for(lambda: b"calstream running" in self.log.read_bytes(), 30), (
-            self.log.read_text()
-        )
-
-    def signal(self, signum: int) -> int:
-        assert self.process is not None
-        self.process.send_signal(signum)
-        return self.process.wait(30)
 
 
 @pytest.fixture
