@@ -1,15 +1,19 @@
-"""The journal with the production store: InfluxDB (Debian's influxd 1.x) stopped mid-stream.
+"""The journal with the production store (InfluxDB series, PostgreSQL registry): either stopped.
 
-The same mechanism as a 60 s outage, in 4 s: the sink's retry budget (``retry_s=1`` in the
-store URL) runs out, batches go to the journal and are acknowledged, and once influxd is back
-the journal is replayed. The count is read back from the server: every reading once.
+The same mechanism as a 60 s outage, in 4 s. With Debian's influxd 1.x stopped, the sink's retry
+budget (``retry_s=1`` in the store URL) runs out; with PostgreSQL stopped, the registry's write
+fails after the series were written. Either way batches go to the journal and are acknowledged,
+and once the server is back the journal is replayed. The counts are read back from the servers:
+every reading once in InfluxDB, every status change once in PostgreSQL.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import pytest
 from service_process import wait_for
 
 from calstream.journal import Journal
@@ -23,18 +27,25 @@ from metrology.fleet import Fleet
 from metrology.timebase import SECONDS_PER_DAY
 from storage.select import open_store
 
+if TYPE_CHECKING:
+    from conftest import PostgresDatabase
 
-def test_influxdb_stopped_mid_stream_spills_to_the_journal_and_loses_nothing(
-    mosquitto: LocalMosquitto, influxdb: LocalInfluxDB, example_fleet: Fleet, tmp_path: Path
+
+@pytest.mark.parametrize("stopped", ["influxdb", "postgresql"])
+def test_a_store_server_stopped_mid_stream_spills_to_the_journal_and_loses_nothing(
+    stopped: str,
+    mosquitto: LocalMosquitto,
+    influxdb: LocalInfluxDB,
+    postgres: PostgresDatabase,
+    example_fleet: Fleet,
+    tmp_path: Path,
 ) -> None:
     fleet = example_fleet
     end = fleet.as_of or 0.0
     batches = list(FleetSimulator(fleet, seed=12, start=end - 6 * SECONDS_PER_DAY, end=end))
     total = sum(len(b.readings) for b in batches)
-    store = open_store(
-        f"{influxdb.store_url}?retry_s=1&timeout_s=2",
-        f"sqlite:///{tmp_path / 'registry.sqlite'}",
-    )
+    store = open_store(f"{influxdb.store_url}?retry_s=1&timeout_s=2", postgres.url)
+    server = influxdb if stopped == "influxdb" else postgres.server
     store.register_fleet(fleet)
     journal = Journal(tmp_path / "journal", max_bytes=1 << 30)
     subscriber = subscriber_for(Settings(), mosquitto.host, mosquitto.port, "journal-influxdb")
@@ -50,7 +61,7 @@ def test_influxdb_stopped_mid_stream_spills_to_the_journal_and_loses_nothing(
     assert publisher.flush(30)
     assert wait_for(lambda: store.reading_count() == publisher.readings_acked, 30)
 
-    influxdb.stop()
+    server.stop()
     outage_started = time.monotonic()
     publisher.publish_all(batches[third:])
     assert publisher.flush(30)
@@ -60,7 +71,7 @@ def test_influxdb_stopped_mid_stream_spills_to_the_journal_and_loses_nothing(
     assert in_journal.readings > 0
     assert pipeline.counters.journaled > 0
     time.sleep(max(0.0, 4.0 - (time.monotonic() - outage_started)))
-    influxdb.start()
+    server.start()
 
     assert wait_for(lambda: journal.empty, 60), journal.depth
     assert wait_for(lambda: store.reading_count() == total, 30), (store.reading_count(), total)
@@ -70,6 +81,7 @@ def test_influxdb_stopped_mid_stream_spills_to_the_journal_and_loses_nothing(
     assert pipeline.error is None
     assert publisher.readings_acked == total
     assert store.reading_count() == total  # read back from influxd: every reading once
+    assert store.alert_count() == pipeline.counters.alerts  # from PostgreSQL: each change once
     assert journal.depth.batches == journal.depth.readings == journal.depth.bytes == 0
     journal.close()
     store.close()

@@ -217,10 +217,10 @@ def check_counts(pipeline: Pipeline, generated: list[Message]) -> None:
     assert sum(counters.rejected_by_reason.values()) == counters.rejected
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(generated=messages)
 def test_every_received_reading_is_accepted_or_dead_lettered(generated: list[Message]) -> None:
-    """500 examples of up to 12 messages: about 2,600 messages counting 6,800 readings."""
+    """1,000 examples of up to 12 messages: about 5,000 messages counting 13,000 readings."""
     check_counts(_pipeline, generated)
     assert _pipeline.error is None
 

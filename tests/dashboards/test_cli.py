@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -52,3 +54,29 @@ def test_push_without_grafana_client_says_how_to_install_it() -> None:
     )
     assert result.exit_code == 2
     assert "pip install 'calstream[grafana]'" in " ".join(result.output.split())
+
+
+GRAFANA = os.environ.get("CALSTREAM_TEST_GRAFANA", "")
+
+
+@pytest.mark.skipif(
+    not GRAFANA or importlib.util.find_spec("grafana_client") is None,
+    reason="no Grafana server configured: set CALSTREAM_TEST_GRAFANA=URL,TOKEN (a service "
+    "account token with dashboard write) and `pip install 'calstream[grafana]'` to push to one",
+)
+def test_push_saves_every_dashboard_in_a_real_grafana() -> None:
+    """Against a live Grafana 12: push, then read every dashboard back by its uid."""
+    import grafana_client  # type: ignore[import-not-found, unused-ignore]
+
+    url, _, token = GRAFANA.partition(",")
+    result = runner.invoke(app, ["dashboards", "push", "--url", url, "--token", token])
+    assert result.exit_code == 0, result.output
+    api = grafana_client.GrafanaApi.from_url(url, credential=token)
+    for flavour in ("sqlite", "influxdb"):
+        for name in ("fleet", "instrument", "provider"):
+            uid = f"calstream-{name}-{flavour}"
+            stored = api.dashboard.get_dashboard(uid)
+            committed = json.loads((JSON_DIR / flavour / f"{name}.json").read_text())
+            assert stored["dashboard"]["title"] == committed["title"]
+            assert len(stored["dashboard"]["panels"]) == len(committed["panels"])
+            assert stored["meta"]["folderUid"] == f"calstream-{flavour}"

@@ -177,7 +177,7 @@ def test_bad_topics_are_refused(topic: str) -> None:
 
 
 @given(st.binary(max_size=2_000))
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=2000, deadline=None)
 def test_decode_never_raises_and_counts_every_reading(raw: bytes) -> None:
     decoded = decode(TOPIC, raw)
     assert decoded.received == len(decoded.readings) + sum(r.count for r in decoded.rejections)
