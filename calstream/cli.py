@@ -265,7 +265,13 @@ def status(
     """Print fleet health from a store: counts by status per site, worst instruments, alerts."""
     from contextlib import closing
 
-    from calstream.views import alerts_table, dead_letter_table, site_table, worst_table
+    from calstream.views import (
+        WIDE_COLUMNS,
+        alerts_table,
+        dead_letter_table,
+        site_table,
+        worst_table,
+    )
     from storage.select import SQLITE_PREFIX, describe_store, open_store, sqlite_path, store_kind
 
     settings = _settings()
@@ -325,7 +331,8 @@ def status(
         return
     console = Console()
     console.print(f"[bold]{where}[/]: {readings} readings, {sum(by_status.values())} instruments")
-    console.print(Group(site_table(by_site), worst_table(worst), alerts_table(alerts)))
+    wide = console.width >= WIDE_COLUMNS
+    console.print(Group(site_table(by_site), worst_table(worst, wide=wide), alerts_table(alerts)))
     if dead:
         console.print(dead_letter_table(dead))
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 
 from rich.console import Group, RenderableType
 from rich.table import Table
 
 from calstream.demo import Demo, DemoResult
-from calstream.views import progress_panel, site_table, worst_table
+from calstream.views import WIDE_COLUMNS, progress_panel, site_table, worst_table
 from metrology.health import severity_rank
 
 
@@ -51,7 +52,9 @@ class DemoScreen:
                 )
         ranked.sort()
         worst_ids = [i for _, _, i in ranked[: self.worst]]
-        return Group(header, site_table(counts), worst_table(processor.snapshots(worst_ids)))
+        wide = shutil.get_terminal_size().columns >= WIDE_COLUMNS
+        worst = worst_table(processor.snapshots(worst_ids), wide=wide)
+        return Group(header, site_table(counts), worst)
 
     def summary(self, result: DemoResult) -> RenderableType:
         detection = result.detection

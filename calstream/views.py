@@ -71,33 +71,51 @@ def _date(numbers: Mapping[str, object], key: str) -> str:
     return iso(value)[:10] if isinstance(value, int | float) else "-"
 
 
-def worst_table(snapshots: Sequence[HealthSnapshot], title: str = "Needs attention") -> Table:
-    """The most severe instruments: the numbers behind each status and the first reasons."""
+WIDE_COLUMNS = 140
+"""Terminal width from which the worst-instruments table shows every number column."""
+
+
+def worst_table(
+    snapshots: Sequence[HealthSnapshot], title: str = "Needs attention", *, wide: bool = True
+) -> Table:
+    """The most severe instruments: the numbers behind each status and the first reasons.
+
+    ``wide=False`` (a narrow terminal) keeps the error, the predicted date and the reasons;
+    ``calstream status --instrument ID`` shows everything for one instrument.
+    """
     table = Table(title=title, title_justify="left", expand=True, pad_edge=False)
     table.add_column("instrument", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("error ± U", justify="right", no_wrap=True)
-    table.add_column("p conf.", justify="right", no_wrap=True)
-    table.add_column("drift /d", justify="right", no_wrap=True)
+    if wide:
+        table.add_column("p conf.", justify="right", no_wrap=True)
+        table.add_column("drift /d", justify="right", no_wrap=True)
     table.add_column("predicted OOT", no_wrap=True)
-    table.add_column("due", no_wrap=True)
-    table.add_column("interval rec.", justify="right", no_wrap=True)
-    table.add_column("why", overflow="fold")
+    if wide:
+        table.add_column("due", no_wrap=True)
+        table.add_column("interval rec.", justify="right", no_wrap=True)
+    table.add_column("why", overflow="fold", min_width=24)
     for snapshot in snapshots:
         n = snapshot.numbers
         u = n.get("u_residual")
         expanded = f" ± {2 * u:.2g}" if isinstance(u, int | float) else ""
-        table.add_row(
-            snapshot.instrument_id,
-            status_text(snapshot.status),
-            _number(n, "residual") + expanded,
-            _number(n, "probability_of_conformity", "{:.3f}"),
-            _number(n, "drift_rate", "{:+.2g}"),
-            _date(n, "predicted_oot_at"),
-            _date(n, "due_at"),
-            _number(n, "recommended_interval_days", "{:.0f} d"),
-            "; ".join(snapshot.reasons[:2]) if snapshot.reasons else "",
-        )
+        error = _number(n, "residual") + expanded
+        why = "; ".join(snapshot.reasons[:2]) if snapshot.reasons else ""
+        if wide:
+            table.add_row(
+                snapshot.instrument_id,
+                status_text(snapshot.status),
+                error,
+                _number(n, "probability_of_conformity", "{:.3f}"),
+                _number(n, "drift_rate", "{:+.2g}"),
+                _date(n, "predicted_oot_at"),
+                _date(n, "due_at"),
+                _number(n, "recommended_interval_days", "{:.0f} d"),
+                why,
+            )
+        else:
+            row = (snapshot.instrument_id, status_text(snapshot.status), error)
+            table.add_row(*row, _date(n, "predicted_oot_at"), why)
     return table
 
 

@@ -48,6 +48,13 @@ def test_worst_table_shows_the_numbers_behind_the_status() -> None:
         assert shown in row, shown
 
 
+def test_a_narrow_worst_table_keeps_the_error_the_date_and_the_reasons() -> None:
+    text = render(worst_table([SNAPSHOT], wide=False))
+    row = next(line for line in text.splitlines() if "acme-north-TT-001" in line)
+    assert "+0.153 ± 0.051" in row and "2026-05-13" in row and "error of" in row
+    assert "167 d" not in text and "p conf." not in text
+
+
 def test_instrument_table_lists_every_number_of_the_snapshot_by_section() -> None:
     text = render(instrument_table(SNAPSHOT))
     listed = {key for _, keys in INSTRUMENT_SECTIONS for key in keys}
