@@ -80,21 +80,20 @@ def worst_table(
 ) -> Table:
     """The most severe instruments: the numbers behind each status and the first reasons.
 
-    ``wide=False`` (a narrow terminal) keeps the error, the predicted date and the reasons;
-    ``calstream status --instrument ID`` shows everything for one instrument.
+    ``wide=False`` (a narrow terminal) gives the error and the predicted date in front of the
+    reasons; ``calstream status --instrument ID`` shows everything for one instrument.
     """
     table = Table(title=title, title_justify="left", expand=True, pad_edge=False)
     table.add_column("instrument", no_wrap=True)
     table.add_column("status", no_wrap=True)
-    table.add_column("error ± U", justify="right", no_wrap=True)
     if wide:
+        table.add_column("error ± U", justify="right", no_wrap=True)
         table.add_column("p conf.", justify="right", no_wrap=True)
         table.add_column("drift /d", justify="right", no_wrap=True)
-    table.add_column("predicted OOT", no_wrap=True)
-    if wide:
+        table.add_column("predicted OOT", no_wrap=True)
         table.add_column("due", no_wrap=True)
         table.add_column("interval rec.", justify="right", no_wrap=True)
-    table.add_column("why", overflow="fold", min_width=24)
+    table.add_column("why", overflow="fold")
     for snapshot in snapshots:
         n = snapshot.numbers
         u = n.get("u_residual")
@@ -114,8 +113,10 @@ def worst_table(
                 why,
             )
         else:
-            row = (snapshot.instrument_id, status_text(snapshot.status), error)
-            table.add_row(*row, _date(n, "predicted_oot_at"), why)
+            numbers = f"error {error}"
+            if isinstance(n.get("predicted_oot_at"), int | float):
+                numbers += f", predicted out of tolerance {_date(n, 'predicted_oot_at')}"
+            table.add_row(snapshot.instrument_id, status_text(snapshot.status), f"{numbers}; {why}")
     return table
 
 
