@@ -46,6 +46,11 @@ class DriftTracking(NamedTuple):
     """Likewise for the lower CUSUM."""
     drift_side: int = 0
     """+1 for an upward drift signal, -1 downward, 0 none."""
+    in_use_lower: float | None = None
+    in_use_upper: float | None = None
+    """The tightest tolerance limits of the values measured in this period (a tolerance
+    relative to the reading is tightest where the process runs lowest): what the dates are
+    predicted against. ``None`` for a tolerance without a relative part (the limits are fixed)."""
 
 
 class Judgement(NamedTuple):

@@ -84,6 +84,9 @@ def step(
         tracking = DriftTracking(
             certificate_id=certificate, origin=ts if record is None else record.calibrated_at
         )
+    tolerance = context.spec.tolerance
+    if tolerance.relative:
+        tracking = _in_use_limits(tracking, *tolerance.limits_at(corrected))
     judgement = state.judgement
     residual = u_residual = None
     if reading.reference is not None:
@@ -228,13 +231,15 @@ def _track(
     if fit.n >= policy.prediction_min_points and fit.n % policy.prediction_every == 0:
         # Once a drift is signalled, extrapolate the drift since its change point.
         basis = _trend(fit, rise_fit, fall_fit, side, policy.prediction_min_points)
+        lower, upper = prediction_limits(tracking, judgement)
+        limits = judgement._replace(lower=lower, upper=upper)
         predicted, note = _predict(
-            basis, tracking.origin, since_origin_days, judgement, u_calibration, policy
+            basis, tracking.origin, since_origin_days, limits, u_calibration, policy
         )
         estimated = None
         if predicted is not None:
             estimated, note = _estimate(
-                basis, tracking.origin, since_origin_days, judgement, note,
+                basis, tracking.origin, since_origin_days, limits, note,
                 policy.estimate_precision,
             )  # fmt: skip
     return DriftTracking(
@@ -256,7 +261,37 @@ def _track(
         rise_fit,
         fall_fit,
         side,
+        tracking.in_use_lower,
+        tracking.in_use_upper,
     )
+
+
+def _in_use_limits(
+    tracking: DriftTracking, lower: float | None, upper: float | None
+) -> DriftTracking:
+    """``tracking`` with its in-use limits tightened by the limits at one measured value."""
+    in_lower, in_upper = tracking.in_use_lower, tracking.in_use_upper
+    tighter_lower = lower is not None and (in_lower is None or lower > in_lower)
+    tighter_upper = upper is not None and (in_upper is None or upper < in_upper)
+    if not (tighter_lower or tighter_upper):
+        return tracking
+    return tracking._replace(
+        in_use_lower=lower if tighter_lower else in_lower,
+        in_use_upper=upper if tighter_upper else in_upper,
+    )
+
+
+def prediction_limits(
+    tracking: DriftTracking, judgement: Judgement
+) -> tuple[float | None, float | None]:
+    """The limits the dates are predicted against: the tightest of the judged reading's and
+    those of the values measured in use this period (see ``DriftTracking.in_use_lower``)."""
+    lower, upper = judgement.lower, judgement.upper
+    if tracking.in_use_lower is not None and lower is not None:
+        lower = max(lower, tracking.in_use_lower)
+    if tracking.in_use_upper is not None and upper is not None:
+        upper = min(upper, tracking.in_use_upper)
+    return lower, upper
 
 
 def trend_fit(tracking: DriftTracking, min_points: int) -> DriftFit:
@@ -562,6 +597,8 @@ def describe(state: InstrumentState, context: InstrumentContext, at: float) -> H
         "fit_points": float(fit.n),
         "fit_basis": "since the change point" if fit is not tracking.fit else "since calibration",
         "drift_rate_since_calibration": tracking.fit.slope,
+        "in_use_lower_limit": tracking.in_use_lower,
+        "in_use_upper_limit": tracking.in_use_upper,
         "predicted_oot_at": tracking.predicted_oot_at,
         "estimated_oot_at": tracking.estimated_oot_at,
         "prediction_note": tracking.prediction_note,

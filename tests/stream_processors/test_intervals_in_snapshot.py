@@ -6,10 +6,19 @@ import dataclasses
 
 import numpy as np
 import pytest
-from step_factories import CALIBRATED_AT, HOUR, MPE, U_CAL, make_record, make_spec
+from step_factories import (
+    CALIBRATED_AT,
+    HOUR,
+    MPE,
+    U_CAL,
+    indication_for,
+    make_record,
+    make_spec,
+)
 from step_factories import readings_with_error as readings
 
 from metrology.calibration import CalibrationHistory
+from metrology.instrument import Tolerance
 from metrology.intervals import StaircasePolicy, drift_based_interval, staircase_interval
 from metrology.timebase import SECONDS_PER_DAY
 from stream_processors.policy import ProcessingPolicy
@@ -113,3 +122,33 @@ def test_best_estimate_waits_until_the_crossing_is_precise() -> None:
     # true crossing of +0.2 at 0.2 / 0.0012 = 166.7 d: the estimate is near it
     final = (state.tracking.estimated_oot_at - record.calibrated_at) / SECONDS_PER_DAY
     assert final == pytest.approx(166.7, rel=0.15)
+
+
+def test_a_relative_tolerance_is_predicted_against_the_lowest_value_measured() -> None:
+    """MPE 0.1 + 1 % of reading: checked at 50 (limit 0.6), but the process runs at 10 (limit
+    0.2). A drift of +2 m/day leaves tolerance in use on day 100, not on day 300."""
+    record = make_record(interval_days=365.0)
+    spec = make_spec(tolerance=Tolerance(-0.1, 0.1, 0.01))
+    context = InstrumentContext(spec, CalibrationHistory([record]), ProcessingPolicy())
+    rng = np.random.default_rng(RNG_SEED)
+    n = 24 * 70
+    t_days = np.arange(n) * HOUR / SECONDS_PER_DAY
+    errors = 0.002 * t_days + rng.normal(0.0, 0.3 * U_CAL / 2, n)
+    checks = readings(errors, record, true_value=50.0)
+    process = [
+        r._replace(value=indication_for(10.0, 0.0, record), reference=None, u_reference=None,
+                   seq=r.seq + 100_000, ts=r.ts + 60.0)
+        for r in checks
+    ]  # fmt: skip
+    state = InstrumentState()
+    for check, in_use in zip(checks, process, strict=True):
+        state, _, _ = step(state, check, context)
+        state, _, _ = step(state, in_use, context)
+    tracking = state.tracking
+    assert tracking.in_use_upper == pytest.approx(0.1 + 0.01 * 10.0, rel=1e-3)
+    assert state.judgement.upper == pytest.approx(0.1 + 0.01 * 50.0, rel=1e-3)
+    assert tracking.estimated_oot_at is not None
+    crossing = (tracking.estimated_oot_at - record.calibrated_at) / SECONDS_PER_DAY
+    assert crossing == pytest.approx(100.0, rel=0.1)
+    numbers = describe(state, context, process[-1].ts).numbers
+    assert numbers["in_use_upper_limit"] == pytest.approx(0.2, rel=1e-3)
