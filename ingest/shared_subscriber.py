@@ -18,7 +18,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ingest.errors import BrokerUnavailable
 from ingest.subscriber import DurableSubscriber
 from metrology.wire import READINGS_SUBSCRIPTION
 
@@ -74,28 +73,16 @@ class SharedSubscriber(DurableSubscriber):
         client.on_message = self._on_message
         self.client = client
 
-    def start(self, timeout: float = 10.0) -> None:
-        """Connect resuming the session, subscribe, start the network thread."""
+    def _connect(self) -> None:
+        """Connect resuming the session (MQTT 5: ``clean_start=False`` and an expiry)."""
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = self._session_expiry_s
         # The broker sends at most this many unacknowledged QoS 1 messages (MQTT 5 flow control).
         properties.ReceiveMaximum = self._receive_maximum
-        try:
-            self.client.connect(
-                self._host,
-                self._port,
-                keepalive=self._keepalive,
-                clean_start=False,
-                properties=properties,
-            )
-        except OSError as exc:
-            raise BrokerUnavailable(
-                f"cannot reach the MQTT broker at {self._host}:{self._port}: {exc}"
-            ) from exc
-        self.client.loop_start()
-        if not self._connected.wait(timeout):
-            self.client.loop_stop()
-            raise BrokerUnavailable(
-                f"the MQTT broker at {self._host}:{self._port} did not accept the connection "
-                f"within {timeout:.0f} s"
-            )
+        self.client.connect(
+            self._host,
+            self._port,
+            keepalive=self._keepalive,
+            clean_start=False,
+            properties=properties,
+        )

@@ -82,10 +82,15 @@ class DurableSubscriber:
 
     # --- lifecycle ---
 
+    def _connect(self) -> None:
+        """Open the connection (a durable session: the client was made with a fixed id and
+        ``clean_session=False``)."""
+        self.client.connect(self._host, self._port, keepalive=self._keepalive)
+
     def start(self, timeout: float = 10.0) -> None:
         """Connect, subscribe and start the network thread; raise if the broker does not answer."""
         try:
-            self.client.connect(self._host, self._port, keepalive=self._keepalive)
+            self._connect()
         except OSError as exc:
             raise BrokerUnavailable(
                 f"cannot reach the MQTT broker at {self._host}:{self._port}: {exc}"

@@ -375,7 +375,7 @@ def decode_calibrations(document: Mapping[str, Any]) -> CalibrationHistory:
 
 def encode_peer_group(board: PeerBoard, group: str) -> Document:
     """The recent corrected values of one peer group's members, oldest first."""
-    members = board._groups.get(group, {})  # the board keeps no other view of one group
+    members = board.members(group)
     return {
         "v": CODEC_VERSION,
         "members": {

@@ -32,6 +32,10 @@ class PeerBoard:
             history = members[instrument_id] = deque(maxlen=_KEPT_PER_MEMBER)
         history.append((ts, corrected, u))
 
+    def members(self, group: str) -> dict[str, tuple[tuple[float, float, float], ...]]:
+        """The recent ``(ts, corrected, u)`` of each member of ``group``, oldest first (a copy)."""
+        return {member: tuple(history) for member, history in self._groups.get(group, {}).items()}
+
     def reference_for(
         self, group: str, instrument_id: str, ts: float, min_peers: int = 2
     ) -> Consensus | None:
