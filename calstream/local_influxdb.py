@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Self
 
@@ -82,7 +83,7 @@ bind-address = "{HOST}:{rpc_port}"
 """
 
 
-class _LocalServer:
+class _LocalServer(ABC):
     """A server process with a log file in ``folder``, started and stopped on the same port."""
 
     name = "server"
@@ -100,8 +101,9 @@ class _LocalServer:
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @abstractmethod
     def command(self) -> list[str]:
-        raise NotImplementedError
+        """The server's command line."""
 
     def _ready(self) -> bool:
         try:
@@ -128,8 +130,8 @@ class _LocalServer:
         self.kill()
         raise RuntimeError(f"{self.name} did not answer on {self.base_url} within {timeout} s")
 
-    def _after_start(self) -> None:
-        pass
+    def _after_start(self) -> None:  # noqa: B027 - a hook: nothing to do by default
+        """What to do once the server answers (create a database, an admin...)."""
 
     def stop(self) -> None:
         """Stop gracefully (SIGTERM), then wait."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dashboards.model import DashboardSpec, PanelKind, PanelSpec, Row, VariableSpec
 from dashboards.panels import STATUSES
 
+DUE_COLUMNS = ("tenant", "site", "instrument", "status", "certificate_id", "due_at", "days_to_due")
+"""Columns of a calibration due list (fleet health and calibration provider dashboards)."""
 TENANT = VariableSpec("tenant", "Tenant", description="Manufacturer tenants")
 SITE = VariableSpec("site", "Site", description="Sites of the selected tenants")
 
@@ -83,15 +85,7 @@ FLEET = DashboardSpec(
                     PanelKind.TABLE,
                     12,
                     9,
-                    columns=(
-                        "tenant",
-                        "site",
-                        "instrument",
-                        "status",
-                        "certificate_id",
-                        "due_at",
-                        "days_to_due",
-                    ),
+                    columns=DUE_COLUMNS,
                     link_to_instrument=True,
                     sort_by="days_to_due",
                     status_colours=True,

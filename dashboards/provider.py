@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dashboards.fleet import DUE_COLUMNS
 from dashboards.model import DashboardSpec, PanelKind, PanelSpec, Row, VariableSpec
 from dashboards.panels import STATUSES
 
@@ -49,15 +50,7 @@ PROVIDER = DashboardSpec(
                     PanelKind.TABLE,
                     12,
                     11,
-                    columns=(
-                        "tenant",
-                        "site",
-                        "instrument",
-                        "status",
-                        "certificate_id",
-                        "due_at",
-                        "days_to_due",
-                    ),
+                    columns=DUE_COLUMNS,
                     link_to_instrument=True,
                     sort_by="days_to_due",
                     status_colours=True,
