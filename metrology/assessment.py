@@ -36,6 +36,26 @@ class Assessment(NamedTuple):
     status: Status
 
 
+SNAPSHOT_NUMBER_KEYS: tuple[str, ...] = (
+    "residual", "u_residual", "reference", "lower_limit", "upper_limit",
+    "probability_of_conformity", "guard_band",
+    "baseline_mean", "sigma", "ewma", "ewma_limit", "cusum_high", "cusum_low", "cusum_threshold",
+    "shift_to_detect",
+    "drift_rate", "drift_rate_u", "fit_points", "drift_rate_since_calibration",
+    "in_use_lower_limit", "in_use_upper_limit", "predicted_oot_at", "estimated_oot_at",
+    "drift_since", "out_of_tolerance_since", "first_drift_at",
+    "due_at", "interval_days", "hours_in_use", "recommended_interval_days",
+    "staircase_interval_days",
+)  # fmt: skip
+"""Keys of :attr:`HealthSnapshot.numbers` that hold numbers (times in epoch seconds) or None."""
+SNAPSHOT_TEXT_KEYS: tuple[str, ...] = (
+    "decision", "decision_rule", "fit_basis", "prediction_note", "drift_detector",
+    "certificate_id", "interval_method", "interval_reason", "staircase_reason",
+)  # fmt: skip
+"""Keys of :attr:`HealthSnapshot.numbers` that hold text (the rule, the detector, the reasons
+behind a date or an interval) or None. Stores and dashboards rely on these two lists."""
+
+
 @dataclass(frozen=True, slots=True)
 class HealthSnapshot:
     """The latest health of one instrument, with every number behind its status."""

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from metrology.assessment import Assessment, HealthSnapshot
+from metrology.assessment import SNAPSHOT_NUMBER_KEYS, Assessment, HealthSnapshot
 from metrology.fleet import Fleet, load_fleet
 from metrology.health import Status
 from metrology.reading import Reading
@@ -37,33 +37,6 @@ from storage.sqlite_store import SqliteStore
 T0 = 1_790_000_000.0
 ROUND_S = 10.0
 """Every instrument reports once per round (one reading each per round and batch)."""
-
-_NUMBER_KEYS = (
-    "residual",
-    "u_residual",
-    "reference",
-    "lower_limit",
-    "upper_limit",
-    "probability_of_conformity",
-    "guard_band",
-    "baseline_mean",
-    "sigma",
-    "ewma",
-    "ewma_limit",
-    "cusum_high",
-    "cusum_low",
-    "cusum_threshold",
-    "shift_to_detect",
-    "drift_rate",
-    "drift_rate_u",
-    "fit_points",
-    "predicted_oot_at",
-    "drift_since",
-    "first_drift_at",
-    "due_at",
-)
-"""About the numbers a stream processor attaches to a snapshot."""
-
 
 _SITES = (("acme", "north"), ("acme", "south"), ("nordfab", "oslo"), ("nordfab", "bergen"))
 _KINDS = (("TT", "temperature", "degC"), ("PT", "pressure", "bar"), ("FT", "flow", "m**3/h"))
@@ -158,7 +131,9 @@ def make_batches(
 
 def _snapshots(readings: list[tuple[Reading, Assessment]]) -> list[HealthSnapshot]:
     last = {r.instrument_id: r for r, _ in readings}
-    numbers: dict[str, float | str | None] = {k: 0.1234567 * n for n, k in enumerate(_NUMBER_KEYS)}
+    numbers: dict[str, float | str | None] = {
+        k: 0.1234567 * n for n, k in enumerate(SNAPSHOT_NUMBER_KEYS)
+    }
     numbers["decision_rule"] = "simple acceptance"
     return [
         HealthSnapshot(

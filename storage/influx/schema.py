@@ -30,6 +30,7 @@ a re-delivered point has the same series and time and overwrites itself.
 
 from __future__ import annotations
 
+from metrology.assessment import SNAPSHOT_NUMBER_KEYS, SNAPSHOT_TEXT_KEYS
 from metrology.health import SEVERITY, Status
 
 READING = "reading"
@@ -48,40 +49,9 @@ READING_DRIFT_FIELDS = (
 READING_FIELDS = ("value", "corrected", "seq", "status", "certificate", *READING_DRIFT_FIELDS)
 
 HEALTH_TAGS = ("instrument", "site", "tenant")
-HEALTH_NUMBER_FIELDS = (
-    "residual",
-    "u_residual",
-    "reference",
-    "lower_limit",
-    "upper_limit",
-    "probability_of_conformity",
-    "guard_band",
-    "baseline_mean",
-    "sigma",
-    "ewma",
-    "ewma_limit",
-    "cusum_high",
-    "cusum_low",
-    "cusum_threshold",
-    "shift_to_detect",
-    "drift_rate",
-    "drift_rate_u",
-    "fit_points",
-    "predicted_oot_at",
-    "estimated_oot_at",
-    "drift_since",
-    "out_of_tolerance_since",
-    "first_drift_at",
-    "due_at",
-)
+HEALTH_NUMBER_FIELDS = SNAPSHOT_NUMBER_KEYS
 """Keys of ``HealthSnapshot.numbers`` written as float fields (times in epoch seconds)."""
-HEALTH_TEXT_FIELDS = (
-    "decision",
-    "decision_rule",
-    "prediction_note",
-    "drift_detector",
-    "certificate_id",
-)
+HEALTH_TEXT_FIELDS = SNAPSHOT_TEXT_KEYS
 """Keys of ``HealthSnapshot.numbers`` written as string fields."""
 
 SECONDS_PER_DAY = 86_400.0

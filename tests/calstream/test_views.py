@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from calstream.views import INSTRUMENT_SECTIONS, instrument_table, worst_table
-from metrology.assessment import HealthSnapshot
+from metrology.assessment import SNAPSHOT_NUMBER_KEYS, SNAPSHOT_TEXT_KEYS, HealthSnapshot
 from metrology.health import Status
 
 NUMBERS = {
@@ -83,4 +83,7 @@ def test_every_number_a_snapshot_carries_has_a_section() -> None:
     reading = Reading("acme", "north", "gw", "i-1", 3600.0, 20.0, "degC", 1, 20.0, 0.006)
     state, _, _ = step(InstrumentState(), reading, context)
     listed = {key for _, keys in INSTRUMENT_SECTIONS for key in keys}
-    assert set(describe(state, context, 3600.0).numbers) == listed
+    numbers = describe(state, context, 3600.0).numbers
+    assert set(numbers) == listed
+    # the contract stores and dashboards read: every key declared, as a number or as text
+    assert set(numbers) == {*SNAPSHOT_NUMBER_KEYS, *SNAPSHOT_TEXT_KEYS}
