@@ -136,6 +136,9 @@ class SeedRun:
     truth: GroundTruth
     first_flags: dict[str, FirstFlag]
     first_predictions: dict[str, FirstPrediction]
+    uncertified_at_oot: frozenset[str]
+    """Instruments with no calibration certificate in force when they truly left tolerance:
+    nothing to correct with and no uncertainty to judge by, so no date can be predicted."""
     readings: int
     rejected: int
     failed: int
@@ -241,11 +244,18 @@ def run_seed(
             next_day = start + (days + 1) * SECONDS_PER_DAY
     if on_day is not None:
         on_day(case.sim_days)
+    truth = simulator.truth
+    uncertified = frozenset(
+        i
+        for i, t in truth.instruments.items()
+        if t.true_oot_at is not None and contexts[i].calibrations.valid_at(t.true_oot_at) is None
+    )
     return SeedRun(
         case=case,
-        truth=simulator.truth,
+        truth=truth,
         first_flags=first_flags,
         first_predictions=first_predictions,
+        uncertified_at_oot=uncertified,
         readings=readings,
         rejected=rejected,
         failed=failed,
@@ -275,6 +285,8 @@ class InstrumentOutcome:
     predicted_at: float | None
     """When the first predicted OOT date was made."""
     predicted_oot_at: float | None
+    certified_at_oot: bool = True
+    """Whether a calibration certificate was in force at the true out-of-tolerance time."""
 
     @property
     def observable(self) -> bool:
@@ -291,6 +303,7 @@ def outcomes_of(
     first_flags: Mapping[str, FirstFlag | float | None],
     first_predictions: Mapping[str, FirstPrediction] | None = None,
     seed: int | None = None,
+    uncertified_at_oot: frozenset[str] = frozenset(),
 ) -> list[InstrumentOutcome]:
     """Join the truth with the first flag (time or :class:`FirstFlag`) and first prediction."""
     predictions = first_predictions or {}
@@ -320,6 +333,7 @@ def outcomes_of(
                 flag_certified=certified,
                 predicted_at=None if prediction is None else prediction.made_at,
                 predicted_oot_at=None if prediction is None else prediction.predicted_oot_at,
+                certified_at_oot=instrument.instrument_id not in uncertified_at_oot,
             )
         )
     return outcomes
@@ -365,6 +379,8 @@ class KindScore:
     """Scored drifts whose first predicted OOT date was made before the true OOT."""
     predicted_after_oot: int
     never_predicted: int
+    never_predicted_uncertified: int
+    """Of those, drifts with no certificate in force when they left tolerance."""
     date_error_median: float | None
     """|predicted - true OOT| / (true OOT - time of the first prediction)."""
     date_error_p90: float | None
@@ -398,7 +414,7 @@ def _kind_score(kind: str, drifts: list[InstrumentOutcome]) -> KindScore:
     leads: list[float] = []
     errors: list[float] = []
     biases: list[float] = []
-    predicted_after = never_predicted = 0
+    predicted_after = never_predicted = never_uncertified = 0
     causes: Counter[str] = Counter()
     scored = 0
     for o in drifts:
@@ -425,6 +441,7 @@ def _kind_score(kind: str, drifts: list[InstrumentOutcome]) -> KindScore:
             causes[o.flag_cause] += 1
         if o.predicted_at is None or o.predicted_oot_at is None:
             never_predicted += 1
+            never_uncertified += not o.certified_at_oot
         elif o.predicted_at < o.true_oot_at:
             left = o.true_oot_at - o.predicted_at
             signed = (o.predicted_oot_at - o.true_oot_at) / left
@@ -450,6 +467,7 @@ def _kind_score(kind: str, drifts: list[InstrumentOutcome]) -> KindScore:
         predicted_before_oot=len(errors),
         predicted_after_oot=predicted_after,
         never_predicted=never_predicted,
+        never_predicted_uncertified=never_uncertified,
         date_error_median=quantile(errors, 0.5),
         date_error_p90=quantile(errors, 0.9),
         date_bias_median=quantile(biases, 0.5),
@@ -720,7 +738,13 @@ def run_detect_bench(
     outcomes = [
         o
         for run in runs
-        for o in outcomes_of(run.truth, run.first_flags, run.first_predictions, run.case.seed)
+        for o in outcomes_of(
+            run.truth,
+            run.first_flags,
+            run.first_predictions,
+            run.case.seed,
+            run.uncertified_at_oot,
+        )
     ]
     return DetectBenchResult(
         cases=list(cases),
@@ -822,7 +846,7 @@ def detect_bench_tables(result: DetectBenchResult) -> Group:
         "leave tol.",
         "first prediction before OOT",
         "only after OOT",
-        "never",
+        "never (no certificate)",
         "|error| / time left (med/p90)",
         "signed (med)",
     ):
@@ -835,7 +859,7 @@ def detect_bench_tables(result: DetectBenchResult) -> Group:
             str(k.leaving_tolerance),
             str(k.predicted_before_oot),
             str(k.predicted_after_oot),
-            str(k.never_predicted),
+            f"{k.never_predicted} ({k.never_predicted_uncertified})",
             f"{_share(k.date_error_median)} / {_share(k.date_error_p90)}",
             _share(k.date_bias_median),
             style="bold" if name == ALL else None,

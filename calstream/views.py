@@ -71,7 +71,15 @@ def _date(numbers: Mapping[str, object], key: str) -> str:
     return iso(value)[:10] if isinstance(value, int | float) else "-"
 
 
-WIDE_COLUMNS = 140
+def _estimate(numbers: Mapping[str, object]) -> str:
+    """The best estimate of the out-of-tolerance date with its standard uncertainty."""
+    u = numbers.get("estimated_oot_u_days")
+    spread = f" ± {u:.0f} d" if isinstance(u, int | float) else ""
+    date = _date(numbers, "estimated_oot_at")
+    return date + spread if date != "-" else date
+
+
+WIDE_COLUMNS = 156
 """Terminal width from which the worst-instruments table shows every number column."""
 
 
@@ -80,8 +88,8 @@ def worst_table(
 ) -> Table:
     """The most severe instruments: the numbers behind each status and the first reasons.
 
-    ``wide=False`` (a narrow terminal) gives the error and the predicted date in front of the
-    reasons; ``calstream status --instrument ID`` shows everything for one instrument.
+    ``wide=False`` (a narrow terminal) gives the error and the dates in front of the reasons;
+    ``calstream status --instrument ID`` shows everything for one instrument.
     """
     table = Table(title=title, title_justify="left", expand=True, pad_edge=False)
     table.add_column("instrument", no_wrap=True)
@@ -91,6 +99,7 @@ def worst_table(
         table.add_column("p conf.", justify="right", no_wrap=True)
         table.add_column("drift /d", justify="right", no_wrap=True)
         table.add_column("predicted OOT", no_wrap=True)
+        table.add_column("best estimate", no_wrap=True)
         table.add_column("due", no_wrap=True)
         table.add_column("interval rec.", justify="right", no_wrap=True)
     table.add_column("why", overflow="fold")
@@ -108,6 +117,7 @@ def worst_table(
                 _number(n, "probability_of_conformity", "{:.3f}"),
                 _number(n, "drift_rate", "{:+.2g}"),
                 _date(n, "predicted_oot_at"),
+                _estimate(n),
                 _date(n, "due_at"),
                 _number(n, "recommended_interval_days", "{:.0f} d"),
                 why,
@@ -116,6 +126,8 @@ def worst_table(
             numbers = f"error {error}"
             if isinstance(n.get("predicted_oot_at"), int | float):
                 numbers += f", predicted out of tolerance {_date(n, 'predicted_oot_at')}"
+            if isinstance(n.get("estimated_oot_at"), int | float):
+                numbers += f", best estimate {_estimate(n)}"
             table.add_row(snapshot.instrument_id, status_text(snapshot.status), f"{numbers}; {why}")
     return table
 
@@ -127,8 +139,9 @@ INSTRUMENT_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
                    "cusum_high", "cusum_low", "cusum_threshold", "drift_since", "drift_detector")),
     ("drift and dates", ("drift_rate", "drift_rate_u", "fit_points", "fit_basis",
                          "drift_rate_since_calibration", "in_use_lower_limit",
-                         "in_use_upper_limit", "predicted_oot_at", "estimated_oot_at",
-                         "prediction_note", "out_of_tolerance_since", "first_drift_at")),
+                         "in_use_upper_limit", "predicted_oot_at", "prediction_note",
+                         "drift_onset_at", "estimated_oot_at", "estimated_oot_u_days",
+                         "estimate_note", "out_of_tolerance_since", "first_drift_at")),
     ("calibration", ("certificate_id", "due_at", "interval_days", "hours_in_use",
                      "recommended_interval_days", "interval_method", "interval_reason",
                      "staircase_interval_days", "staircase_reason")),
@@ -136,8 +149,8 @@ INSTRUMENT_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
 """The snapshot's numbers grouped as ``calstream status --instrument`` shows them."""
 
 _TIMES = frozenset(
-    {"drift_since", "predicted_oot_at", "estimated_oot_at", "out_of_tolerance_since",
-     "first_drift_at", "due_at"}
+    {"drift_since", "predicted_oot_at", "estimated_oot_at", "drift_onset_at",
+     "out_of_tolerance_since", "first_drift_at", "due_at"}
 )  # fmt: skip
 
 

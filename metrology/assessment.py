@@ -43,13 +43,15 @@ SNAPSHOT_NUMBER_KEYS: tuple[str, ...] = (
     "shift_to_detect",
     "drift_rate", "drift_rate_u", "fit_points", "drift_rate_since_calibration",
     "in_use_lower_limit", "in_use_upper_limit", "predicted_oot_at", "estimated_oot_at",
+    "estimated_oot_u_days", "drift_onset_at",
     "drift_since", "out_of_tolerance_since", "first_drift_at",
     "due_at", "interval_days", "hours_in_use", "recommended_interval_days",
     "staircase_interval_days",
 )  # fmt: skip
 """Keys of :attr:`HealthSnapshot.numbers` that hold numbers (times in epoch seconds) or None."""
 SNAPSHOT_TEXT_KEYS: tuple[str, ...] = (
-    "decision", "decision_rule", "fit_basis", "prediction_note", "drift_detector",
+    "decision", "decision_rule", "fit_basis", "prediction_note", "estimate_note",
+    "drift_detector",
     "certificate_id", "interval_method", "interval_reason", "staircase_reason",
 )  # fmt: skip
 """Keys of :attr:`HealthSnapshot.numbers` that hold text (the rule, the detector, the reasons

@@ -160,39 +160,6 @@ class DriftFit(NamedTuple):
         var_b0 = s2 / self.n + self.mean_t * self.mean_t * var_b1
         return ((var_b0, cov), (cov, var_b1))
 
-    def line_crossing(
-        self, lower: float | None, upper: float | None, after: float = 0.0
-    ) -> float | None:
-        """The first ``t >= after`` where the fitted line ``b0 + b1 t`` reaches a limit.
-
-        The best estimate of when the error leaves tolerance; the prediction band of
-        :func:`predicted_out_of_tolerance` reaches the limit earlier, by design. ``None``
-        without a fitted slope, or when the line moves away from both limits.
-        """
-        slope, intercept = self.slope, self.intercept
-        if slope is None or intercept is None or slope == 0.0:
-            return None
-        limit = upper if slope > 0.0 else lower
-        if limit is None:
-            return None
-        return max((limit - intercept) / slope, after)
-
-    def crossing_standard_error(self, t: float) -> float | None:
-        """Standard uncertainty of the time ``t`` at which the fitted line reaches a level.
-
-        Inverse prediction by the delta method (Draper & Smith, *Applied Regression Analysis*,
-        §3.2 "inverse regression"): ``u(t) = u(e_hat(t)) / |b1|`` with the standard error of
-        the fitted line ``u(e_hat(t))^2 = s^2 (1/n + (t - mean_t)^2 / Sxx)``. ``None`` until
-        fitted or for a zero slope. It says how far the line's crossing can be trusted: a
-        crossing whose uncertainty is a large part of the time left is not yet an estimate.
-        """
-        s = self.residual_sd
-        if s is None or self.c_te == 0.0:
-            return None
-        offset = t - self.mean_t
-        line_u = s * math.sqrt(1.0 / self.n + offset * offset / self.m2_t)
-        return line_u / abs(self.c_te / self.m2_t)
-
     def predict(self, t: float) -> tuple[float, float] | None:
         """``(e_hat(t), u_pred(t))`` with ``u_pred^2 = s^2 + t'^T Cov(b) t'``, ``t' = (1, t)``.
 

@@ -57,6 +57,13 @@ class ProcessingPolicy:
     """Predict no further ahead than this many times the span of the record behind the fit."""
     prediction_significance: float = 0.001
     """Slope significance required before predicting (strict: the test is repeated as data come)."""
-    estimate_precision: float = 0.25
-    """The line's crossing is given as the best estimate of the date only once its standard
-    uncertainty (inverse prediction) is at most this fraction of the time left until it."""
+    estimate_precision: float = 0.15
+    """The two-phase fit's crossing is given as the best estimate of the date only once its
+    standard uncertainty is at most this fraction of the time left (for a normal error the
+    median |error| is 0.674 u, so a first estimate is then off by about 10 % of the time left
+    or less, half the time)..."""
+    estimate_max_extrapolation: float = 2.0
+    """...and the time left is at most this many times the drift's record since its onset."""
+    in_use_window_s: float = 7 * 86400.0
+    """The best estimate is judged against the tightest limits of the values measured in use
+    over the last one to two of these windows (a relative tolerance)."""

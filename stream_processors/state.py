@@ -13,6 +13,8 @@ from typing import NamedTuple
 from metrology.detectors import Baseline, CusumChart, CusumState, EwmaState, WarmUp
 from metrology.drift import DriftFit
 from metrology.health import Status
+from metrology.in_use import InUseLimits
+from metrology.onset import DriftRecord
 
 
 class DriftTracking(NamedTuple):
@@ -39,18 +41,27 @@ class DriftTracking(NamedTuple):
     """When the prediction band first reaches a limit (Castrup): the date AT_RISK is judged on."""
     prediction_note: str | None = None
     estimated_oot_at: float | None = None
-    """Best estimate of leaving tolerance: where the fitted line reaches the limit."""
+    """Best estimate of leaving tolerance: where the two-phase fit's predicted error reaches
+    the limit (:mod:`metrology.onset`), given once precise enough."""
     rise_fit: DriftFit = DriftFit()
     """Fit of the residuals since the upper CUSUM was last zero: the change point of a rise."""
     fall_fit: DriftFit = DriftFit()
     """Likewise for the lower CUSUM."""
     drift_side: int = 0
     """+1 for an upward drift signal, -1 downward, 0 none."""
-    in_use_lower: float | None = None
-    in_use_upper: float | None = None
-    """The tightest tolerance limits of the values measured in this period (a tolerance
-    relative to the reading is tightest where the process runs lowest): what the dates are
-    predicted against. ``None`` for a tolerance without a relative part (the limits are fixed)."""
+    in_use: InUseLimits = InUseLimits()
+    """The tightest tolerance limits of the values measured in use this period, overall and
+    recently (a tolerance relative to the reading is tightest where the process runs lowest):
+    what the dates are predicted against. Empty for a tolerance without a relative part (the
+    limits are fixed) and for check-standard measurements (verification, not use)."""
+    record: DriftRecord = DriftRecord()
+    """The residuals of the period in time bins: the two-phase fit behind the best estimate."""
+    estimate_note: str | None = None
+    """Why the best estimate is what it is (or why there is none)."""
+    estimate_u_days: float | None = None
+    """Standard uncertainty of the best estimate, in days."""
+    drift_onset_at: float | None = None
+    """When the two-phase fit says the drift began (epoch seconds; ``None`` before a fit)."""
 
 
 class Judgement(NamedTuple):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from metrology.assessment import Assessment, HealthSnapshot, StatusChange
 from metrology.calibration import CalibrationHistory, CalibrationRecord, DueState, due_state
@@ -31,7 +32,9 @@ from metrology.conformity import DecisionRule, decide
 from metrology.detectors import Baseline, CusumChart
 from metrology.drift import DriftFit, predicted_out_of_tolerance
 from metrology.health import DRIFT_CONDITIONS, SEVERITY, Status
+from metrology.in_use import InUseLimits
 from metrology.instrument import InstrumentSpec, ReferenceKind
+from metrology.onset import DriftRecord, fit_onset
 from metrology.reading import Reading
 from metrology.timebase import SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_YEAR, iso
 from metrology.usage import hours_in_use_after
@@ -59,9 +62,13 @@ class InstrumentContext:
     policy: ProcessingPolicy
     unverifiable: bool = field(init=False)
     """No reference relation: drift cannot be judged."""
+    checked_by_standard: bool = field(init=False)
+    """Readings that carry a reference measure a check standard (not a value in use)."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "unverifiable", self.spec.reference.kind is ReferenceKind.NONE)
+        kind = self.spec.reference.kind
+        object.__setattr__(self, "unverifiable", kind is ReferenceKind.NONE)
+        object.__setattr__(self, "checked_by_standard", kind is ReferenceKind.CHECK_STANDARD)
 
 
 def step(
@@ -85,8 +92,12 @@ def step(
             certificate_id=certificate, origin=ts if record is None else record.calibrated_at
         )
     tolerance = context.spec.tolerance
-    if tolerance.relative:
-        tracking = _in_use_limits(tracking, *tolerance.limits_at(corrected))
+    if tolerance.relative and not (reading.reference is not None and context.checked_by_standard):
+        in_use = tracking.in_use.add(
+            ts, *tolerance.limits_at(corrected), context.policy.in_use_window_s
+        )
+        if in_use is not tracking.in_use:  # most readings change nothing: keep the state
+            tracking = tracking._replace(in_use=in_use)
     judgement = state.judgement
     residual = u_residual = None
     if reading.reference is not None:
@@ -190,6 +201,7 @@ def _track(
     assert residual is not None and judgement.u_residual is not None and tracking.origin is not None
     since_origin_days = (ts - tracking.origin) / SECONDS_PER_DAY
     fit = tracking.fit.add(since_origin_days, residual)
+    record = tracking.record.add(since_origin_days, residual)
     warm_up, baseline = tracking.warm_up, tracking.baseline
     chart, shift = tracking.cusum_chart, tracking.shift_to_detect
     ewma, cusum = tracking.ewma, tracking.cusum
@@ -227,7 +239,23 @@ def _track(
         tracking, ts, judgement, policy
     ).out_of_tolerance_since
     predicted, note = tracking.predicted_oot_at, tracking.prediction_note
-    estimated = tracking.estimated_oot_at
+    estimated, estimate_u, onset_at = (
+        tracking.estimated_oot_at,
+        tracking.estimate_u_days,
+        tracking.drift_onset_at,
+    )
+    estimate_note = tracking.estimate_note
+    if (
+        record.bins is not tracking.record.bins
+        and fit.n >= policy.prediction_min_points
+        and (drift_since is not None or predicted is not None)
+    ):
+        # A bin closed, with a drift in view (a detector signalled, or the band predicts a
+        # date): refit the two-phase line, at most once a bin width.
+        lower, upper = estimate_limits(tracking, judgement)
+        estimated, estimate_u, onset_at, estimate_note = _estimate(
+            record, tracking.in_use, tracking.origin, since_origin_days, lower, upper, policy
+        )
     if fit.n >= policy.prediction_min_points and fit.n % policy.prediction_every == 0:
         # Once a drift is signalled, extrapolate the drift since its change point.
         basis = _trend(fit, rise_fit, fall_fit, side, policy.prediction_min_points)
@@ -236,12 +264,6 @@ def _track(
         predicted, note = _predict(
             basis, tracking.origin, since_origin_days, limits, u_calibration, policy
         )
-        estimated = None
-        if predicted is not None:
-            estimated, note = _estimate(
-                basis, tracking.origin, since_origin_days, limits, note,
-                policy.estimate_precision,
-            )  # fmt: skip
     return DriftTracking(
         tracking.certificate_id,
         tracking.origin,
@@ -261,23 +283,11 @@ def _track(
         rise_fit,
         fall_fit,
         side,
-        tracking.in_use_lower,
-        tracking.in_use_upper,
-    )
-
-
-def _in_use_limits(
-    tracking: DriftTracking, lower: float | None, upper: float | None
-) -> DriftTracking:
-    """``tracking`` with its in-use limits tightened by the limits at one measured value."""
-    in_lower, in_upper = tracking.in_use_lower, tracking.in_use_upper
-    tighter_lower = lower is not None and (in_lower is None or lower > in_lower)
-    tighter_upper = upper is not None and (in_upper is None or upper < in_upper)
-    if not (tighter_lower or tighter_upper):
-        return tracking
-    return tracking._replace(
-        in_use_lower=lower if tighter_lower else in_lower,
-        in_use_upper=upper if tighter_upper else in_upper,
+        tracking.in_use,
+        record,
+        estimate_note,
+        estimate_u,
+        onset_at,
     )
 
 
@@ -285,12 +295,25 @@ def prediction_limits(
     tracking: DriftTracking, judgement: Judgement
 ) -> tuple[float | None, float | None]:
     """The limits the dates are predicted against: the tightest of the judged reading's and
-    those of the values measured in use this period (see ``DriftTracking.in_use_lower``)."""
+    those of the values measured in use this period (see ``DriftTracking.in_use``)."""
     lower, upper = judgement.lower, judgement.upper
-    if tracking.in_use_lower is not None and lower is not None:
-        lower = max(lower, tracking.in_use_lower)
-    if tracking.in_use_upper is not None and upper is not None:
-        upper = min(upper, tracking.in_use_upper)
+    in_lower, in_upper = tracking.in_use.tightest
+    if in_lower is not None and lower is not None:
+        lower = max(lower, in_lower)
+    if in_upper is not None and upper is not None:
+        upper = min(upper, in_upper)
+    return lower, upper
+
+
+def estimate_limits(
+    tracking: DriftTracking, judgement: Judgement
+) -> tuple[float | None, float | None]:
+    """The limits the best estimate is judged against: those of the values measured in use
+    recently when the tolerance is relative to the reading (see ``InUseLimits.recent``), else
+    the judged reading's."""
+    lower, upper = tracking.in_use.recent
+    if lower is None and upper is None:
+        return judgement.lower, judgement.upper
     return lower, upper
 
 
@@ -336,35 +359,84 @@ def _design(
     return shift, design_cusum(shift / baseline.sigma, in_control_arl)
 
 
+def _limit_uncertainty(in_use: InUseLimits, upper: bool) -> float:
+    """Standard uncertainty of the limit that will apply when the error reaches it: the
+    spread of the windows' tightest limits; before three windows, the tightest and the recent
+    limit as the bounds of a rectangular distribution (JCGM 100:2008 §4.3.7)."""
+    spread = in_use.window_spread(upper)
+    if spread is not None:
+        return spread
+    tightest = in_use.upper if upper else in_use.lower
+    recent = in_use.recent[1 if upper else 0]
+    if tightest is None or recent is None:
+        return 0.0
+    return abs(recent - tightest) / (2.0 * math.sqrt(3.0))
+
+
+class Estimate(NamedTuple):
+    """The best estimate of the out-of-tolerance time and the numbers behind it."""
+
+    at: float | None
+    """Epoch seconds; ``None`` when the data do not support one yet (``note`` says why)."""
+    u_days: float | None
+    onset_at: float | None
+    """When the drift began, by the two-phase fit (epoch seconds)."""
+    note: str | None
+
+
 def _estimate(
-    fit: DriftFit,
+    record: DriftRecord,
+    in_use: InUseLimits,
     origin: float,
     now_days: float,
-    judgement: Judgement,
-    note: str,
-    precision: float,
-) -> tuple[float | None, str]:
-    """Best estimate of the out-of-tolerance time: where the fitted line reaches a limit.
+    lower: float | None,
+    upper: float | None,
+    policy: ProcessingPolicy,
+) -> Estimate:
+    """Best estimate of the out-of-tolerance time: where the two-phase fit's predicted error
+    reaches a limit (:mod:`metrology.onset`).
 
-    Given only when the crossing's standard uncertainty (inverse prediction,
-    :meth:`DriftFit.crossing_standard_error`) is at most ``estimate_precision`` of the time left
-    until it (``precision``); otherwise the note says how uncertain it still is.
+    Given only when the crossing is ahead, its standard uncertainty is at most
+    ``estimate_precision`` of the time left until it, and the time left is at most
+    ``estimate_max_extrapolation`` times the drift's record since its onset (a line is not
+    trusted far beyond its data).
     """
-    crossing = fit.line_crossing(judgement.lower, judgement.upper, now_days)
+    onset_fit = fit_onset(record)
+    if onset_fit is None:
+        return Estimate(None, None, None, "too few residuals for the two-phase fit")
+    onset_at = origin + onset_fit.onset * SECONDS_PER_DAY
+
+    def none(why: str, u: float | None = None) -> Estimate:
+        return Estimate(None, u, onset_at, why)
+
+    crossing = onset_fit.crossing(lower, upper)
     if crossing is None:
-        return None, note
+        return none("the fitted error moves towards no limit")
     left = crossing - now_days
-    u_crossing = fit.crossing_standard_error(crossing)
-    if left > 0.0 and (u_crossing is None or u_crossing > precision * left):
-        return None, (
-            f"{note}; the line reaches the limit in {left:.0f} d +/- "
-            f"{_fmt_days(u_crossing)}: too uncertain for a best estimate yet"
+    u = onset_fit.crossing_standard_uncertainty(
+        crossing, _limit_uncertainty(in_use, onset_fit.rate > 0.0)
+    )
+    drifting = now_days - onset_fit.onset
+    if left <= 0.0:
+        return none(f"the fitted error is at or beyond the limit now (+/- {u:.0f} d)", u)
+    if u > policy.estimate_precision * left:
+        return none(
+            f"the error reaches the limit in {left:.0f} d +/- {u:.0f} d: too uncertain for a "
+            f"best estimate yet (needs +/- {policy.estimate_precision * left:.0f} d)",
+            u,
         )
-    return origin + crossing * SECONDS_PER_DAY, note
-
-
-def _fmt_days(days: float | None) -> str:
-    return "?" if days is None else f"{days:.0f} d"
+    if left > policy.estimate_max_extrapolation * drifting:
+        return none(
+            f"the error reaches the limit in {left:.0f} d, beyond "
+            f"{policy.estimate_max_extrapolation:g} x the {drifting:.0f} d of drift behind it",
+            u,
+        )
+    return Estimate(
+        origin + crossing * SECONDS_PER_DAY,
+        u,
+        onset_at,
+        f"{left:.0f} d +/- {u:.0f} d ahead at {onset_fit.rate:+.3g}/d since the onset",
+    )
 
 
 def _predict(
@@ -402,6 +474,15 @@ def _predict(
     return origin + prediction.time * SECONDS_PER_DAY, prediction.reason
 
 
+def _at_risk(tracking: DriftTracking, due_at: float) -> bool:
+    """Predicted out of tolerance before the due date: by the prediction band (the early,
+    conservative date) or by the best estimate."""
+    predicted, estimated = tracking.predicted_oot_at, tracking.estimated_oot_at
+    return (predicted is not None and predicted < due_at) or (
+        estimated is not None and estimated < due_at
+    )
+
+
 _HEALTH_CACHE: dict[tuple[bool, ...], tuple[tuple[Status, ...], Status, bool]] = {}
 
 
@@ -419,8 +500,7 @@ def _health(
     else:
         due = due_state(record, at, context.policy.due_soon_days)
         overdue, due_soon = due is DueState.OVERDUE, due is DueState.DUE_SOON
-        predicted = tracking.predicted_oot_at
-        at_risk = predicted is not None and predicted < record.due_at
+        at_risk = _at_risk(tracking, record.due_at)
     key = (
         tracking.out_of_tolerance_since is not None,
         offline,
@@ -539,10 +619,16 @@ def describe(state: InstrumentState, context: InstrumentContext, at: float) -> H
                     f"({late:.0f} d overdue)"
                 )
         elif condition is Status.AT_RISK and record is not None:
+            dates = []
+            if tracking.predicted_oot_at is not None:
+                dates.append(f"predicted out of tolerance {iso(tracking.predicted_oot_at)[:10]}")
+            if tracking.estimated_oot_at is not None:
+                dates.append(
+                    f"best estimate {iso(tracking.estimated_oot_at)[:10]} "
+                    f"+/- {tracking.estimate_u_days or 0.0:.0f} d"
+                )
             reasons.append(
-                f"predicted out of tolerance {iso(tracking.predicted_oot_at or at)[:10]}, "
-                "before the "
-                f"calibration due date {iso(record.due_at)[:10]}"
+                f"{', '.join(dates)}: before the calibration due date {iso(record.due_at)[:10]}"
             )
         elif condition is Status.DRIFTING and baseline is not None and chart is not None:
             reasons.append(
@@ -597,11 +683,14 @@ def describe(state: InstrumentState, context: InstrumentContext, at: float) -> H
         "fit_points": float(fit.n),
         "fit_basis": "since the change point" if fit is not tracking.fit else "since calibration",
         "drift_rate_since_calibration": tracking.fit.slope,
-        "in_use_lower_limit": tracking.in_use_lower,
-        "in_use_upper_limit": tracking.in_use_upper,
+        "in_use_lower_limit": tracking.in_use.lower,
+        "in_use_upper_limit": tracking.in_use.upper,
         "predicted_oot_at": tracking.predicted_oot_at,
         "estimated_oot_at": tracking.estimated_oot_at,
+        "estimated_oot_u_days": tracking.estimate_u_days,
+        "drift_onset_at": tracking.drift_onset_at,
         "prediction_note": tracking.prediction_note,
+        "estimate_note": tracking.estimate_note,
         "drift_since": tracking.drift_since,
         "drift_detector": tracking.drift_detector,
         "out_of_tolerance_since": tracking.out_of_tolerance_since,

@@ -6,23 +6,26 @@ temporary folder and, against each, alternates two writers over the same kind of
 health snapshot per instrument and batch):
 
 - **sink**: ``InfluxSink.write_series(batch)``: serialising, chunking, gzip, posting, retries;
-- **raw ceiling**: the same batches' lines serialised beforehand (not timed), posted with the
-  same chunking, gzip level and concurrency by plain httpx: what the server and the network
-  take when the client costs nothing.
+- **raw ceiling**: the same batches' lines serialised beforehand (not timed), chunked and
+  gzipped as the sink does them and posted with the same concurrency by plain httpx: what the
+  server and the network take when serialising costs nothing.
 
 Each writer gets fresh time ranges (no overwrites), after one warm-up batch that creates the
 series. Prints points/s (the best round of each, and the medians) and the ratio sink / raw.
-Figures only; the machine may be shared, so compare within one run.
+A round is about 100,000 points (several seconds): VictoriaMetrics flushes its in-memory parts
+about once a second, and a request that meets a flush waits 100-200 ms, so rounds of a fraction
+of a second compare the flushes each writer happened to meet rather than the writers. Figures
+only; the machine may be shared (the load average is printed), so compare within one run.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
+import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -38,7 +41,8 @@ from storage.influx.lineprotocol import nanoseconds
 from storage.influx.points import ReadingSerialiser, health_lines
 from storage.influx.schema import READING_DRIFT_FIELDS
 from storage.influx.sink import InfluxSink
-from storage.influx.transport import GZIP_LEVEL
+from storage.influx.target import WritePolicy
+from storage.influx.transport import GZIP_LEVEL, request_body
 
 
 def batch_lines(fleet: Fleet, batch: StoreBatch) -> list[str]:
@@ -50,7 +54,8 @@ def batch_lines(fleet: Fleet, batch: StoreBatch) -> list[str]:
 
 
 class RawPoster:
-    """Pre-serialised line protocol, chunked, gzipped and posted by ``senders`` threads."""
+    """Pre-serialised line protocol, chunked and gzipped as the sink does (in the submitting
+    thread, :func:`~storage.influx.transport.request_body`), posted by ``senders`` threads."""
 
     def __init__(self, url: str, params: dict[str, str], chunk_lines: int, senders: int) -> None:
         self._client = httpx.Client(timeout=30.0, limits=httpx.Limits(max_connections=senders))
@@ -58,8 +63,7 @@ class RawPoster:
         self._chunk_lines = chunk_lines
         self._pool = ThreadPoolExecutor(senders)
 
-    def _post(self, chunk: Sequence[str]) -> None:
-        body = gzip.compress("\n".join(chunk).encode(), GZIP_LEVEL)
+    def _post(self, body: bytes) -> None:
         response = self._client.post(
             self._url, params=self._params, content=body, headers={"Content-Encoding": "gzip"}
         )
@@ -68,8 +72,11 @@ class RawPoster:
 
     def write(self, lines: list[str]) -> int:
         size = self._chunk_lines
-        chunks = [lines[i : i + size] for i in range(0, len(lines), size)]
-        for future in [self._pool.submit(self._post, c) for c in chunks]:
+        futures = [
+            self._pool.submit(self._post, request_body(lines[i : i + size], gzipped=True))
+            for i in range(0, len(lines), size)
+        ]
+        for future in futures:
             future.result()
         return len(lines)
 
@@ -136,15 +143,78 @@ def _cpu(run: Callable[[], object]) -> float:
     return time.process_time() - started
 
 
+def split_cpus() -> tuple[set[int], set[int]] | None:
+    """Half of this process's CPUs for the server, the rest for the client (``None`` with
+    fewer than two)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    half = len(cpus) // 2
+    return set(cpus[:half]), set(cpus[half:])
+
+
+Server = type[LocalInfluxDB] | type[LocalVictoriaMetrics]
+
+
+def bench_server(
+    server: Server,
+    folder: Path,
+    fleet: Fleet,
+    batches: list[StoreBatch],
+    args: argparse.Namespace,
+    cpus: tuple[set[int], set[int]] | None,
+) -> None:
+    """Start ``server`` in ``folder`` and compare the sink with the raw ceiling against it."""
+    local = server(folder)
+    every = os.sched_getaffinity(0)
+    try:
+        # A child inherits the starting thread's CPU affinity, and so do later threads.
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus[0])
+        local.start()
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus[1])
+        policy = {"chunk_lines": args.chunk_lines, "senders": args.senders}
+        sink = InfluxSink.from_url(local.store_url, fleet, **policy)
+        if isinstance(local, LocalInfluxDB):
+            name = "influxd 1.6 (v1 /write)"
+            url, params = f"{local.base_url}/write", {"db": local.database, "precision": "ns"}
+        else:
+            name = "VictoriaMetrics (v2 /api/v2/write)"
+            url = f"{local.base_url}/api/v2/write"
+            params = {"bucket": local.bucket, "org": "calstream", "precision": "ns"}
+        raw = RawPoster(url, params, args.chunk_lines, args.senders)
+        where = (
+            "CPUs shared"
+            if cpus is None
+            else f"server on CPU {sorted(cpus[0])}, writers on {sorted(cpus[1])}"
+        )
+        try:
+            compare(f"{name}, {where}", sink, raw, fleet, batches)
+        finally:
+            sink.close()
+            raw.close()
+    finally:
+        os.sched_setaffinity(0, every)
+        local.stop()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--instruments", type=int, default=1000)
-    parser.add_argument("--batch", type=int, default=25_000, help="readings per batch")
+    parser.add_argument("--batch", type=int, default=100_000, help="readings per batch")
     parser.add_argument("--rounds", type=int, default=5, help="rounds per writer and server")
     parser.add_argument("--residual-share", type=float, default=0.5)
     parser.add_argument("--chunk-lines", type=int, default=5000)
-    parser.add_argument("--senders", type=int, default=2)
+    parser.add_argument("--senders", type=int, default=WritePolicy().senders)
     parser.add_argument("--skip", choices=("influxdb", "victoriametrics"), action="append")
+    parser.add_argument(
+        "--cpus",
+        choices=("split", "shared", "both"),
+        default="both",
+        help="split: the server on half the CPUs and the writers on the others, as on separate "
+        "machines; shared: every process on every CPU (default: both)",
+    )
     parser.add_argument(
         "--serialiser", action="store_true", help="only the serialisers' CPU cost, no server"
     )
@@ -161,38 +231,26 @@ def main(argv: list[str] | None = None) -> None:
     points = len(batch_lines(fleet, batches[0]))
     print(
         f"{args.instruments} instruments, {args.rounds} rounds of ~{points:,} points per writer, "
-        f"{args.chunk_lines} lines per request, gzip level {GZIP_LEVEL}, {args.senders} senders"
+        f"{args.chunk_lines} lines per request, gzip level {GZIP_LEVEL}, {args.senders} senders; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
-    policy = {"chunk_lines": args.chunk_lines, "senders": args.senders}
+    split = split_cpus()
+    placements: list[tuple[set[int], set[int]] | None] = []
+    if args.cpus in ("split", "both"):
+        if split is None:
+            print("one CPU only: the server and the writers cannot be split")
+        else:
+            placements.append(split)
+    if args.cpus in ("shared", "both"):
+        placements.append(None)
+    servers: list[Server] = []
+    if "influxdb" not in skip:
+        servers.append(LocalInfluxDB)
+    if "victoriametrics" not in skip:
+        servers.append(LocalVictoriaMetrics)
     with tempfile.TemporaryDirectory() as folder:
-        if "influxdb" not in skip:
-            with LocalInfluxDB(Path(folder) / "influxdb") as influxd:
-                sink = InfluxSink.from_url(influxd.store_url, fleet, **policy)
-                raw = RawPoster(
-                    f"{influxd.base_url}/write",
-                    {"db": influxd.database, "precision": "ns"},
-                    args.chunk_lines,
-                    args.senders,
-                )
-                try:
-                    compare("influxd 1.6 (v1 /write)", sink, raw, fleet, batches)
-                finally:
-                    sink.close()
-                    raw.close()
-        if "victoriametrics" not in skip:
-            with LocalVictoriaMetrics(Path(folder) / "victoria-metrics") as vm:
-                sink = InfluxSink.from_url(vm.store_url, fleet, **policy)
-                raw = RawPoster(
-                    f"{vm.base_url}/api/v2/write",
-                    {"bucket": vm.bucket, "org": "calstream", "precision": "ns"},
-                    args.chunk_lines,
-                    args.senders,
-                )
-                try:
-                    compare("VictoriaMetrics (v2 /api/v2/write)", sink, raw, fleet, batches)
-                finally:
-                    sink.close()
-                    raw.close()
+        for n, (server, cpus) in enumerate((s, c) for s in servers for c in placements):
+            bench_server(server, Path(folder) / f"{server.name}-{n}", fleet, batches, args, cpus)
 
 
 if __name__ == "__main__":

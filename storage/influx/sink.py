@@ -1,7 +1,7 @@
 """``InfluxSink``: the series of pipeline batches into InfluxDB (or VictoriaMetrics).
 
-``write_series(batch)`` serialises the batch chunk by chunk (``chunk_lines`` lines each) and
-hands every chunk to ``senders`` threads that post it (gzip) and retry it; it returns the number
+``write_series(batch)`` serialises the batch chunk by chunk (``chunk_lines`` lines each, gzipped)
+and hands every chunk to ``senders`` threads that post it and retry it; it returns the number
 of points once the server accepted every chunk (HTTP 204), and raises ``StorageError`` when one
 chunk is not accepted within the retry budget (the chunks of the call not yet sent are then
 dropped; the pipeline writes the whole batch again, and points that did land overwrite
@@ -32,7 +32,7 @@ from storage.influx.points import ReadingSerialiser, alert_line, dead_letter_lin
 from storage.influx.reads import InfluxQLReader, VictoriaMetricsReader
 from storage.influx.retry import Retryable, call_with_retries
 from storage.influx.target import InfluxTarget, parse_store_url
-from storage.influx.transport import ChunkWriter, chunk_writer
+from storage.influx.transport import ChunkWriter, chunk_writer, request_body
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,8 @@ class InfluxSink:
                 with self._pending_lock:
                     self._pending += 1
                 try:
-                    futures.append(self._pool.submit(self._send_chunk, call, chunk))
+                    data = request_body(chunk, self.target.policy.gzip)
+                    futures.append(self._pool.submit(self._send_chunk, call, data, len(chunk)))
                 except BaseException:
                     self._release()
                     raise
@@ -174,13 +175,11 @@ class InfluxSink:
             self._pending -= 1
         self._slots.release()
 
-    def _send_chunk(self, call: _Call, chunk: Sequence[str]) -> None:
-        body = "\n".join(chunk)
-
+    def _send_chunk(self, call: _Call, data: bytes, lines: int) -> None:
         def attempt() -> None:
             if call.failed is not None:
                 raise _Cancelled
-            self._writer.send(body)
+            self._writer.send(data)
 
         try:
             call_with_retries(attempt, self.target.policy.retry_s)
@@ -188,7 +187,7 @@ class InfluxSink:
             pass
         except Retryable as exc:
             call.failed = call.failed or StorageError(
-                f"InfluxDB at {self.target.redacted_url} did not accept {len(chunk)} lines "
+                f"InfluxDB at {self.target.redacted_url} did not accept {lines} lines "
                 f"within the retry budget ({self.target.policy.retry_s:g} s, retry_s in the store "
                 f"URL): {exc}; check that the server is up and reachable"
             )

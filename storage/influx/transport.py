@@ -7,16 +7,19 @@ or reset, timeouts, 429, 5xx, with the server's ``Retry-After``) and
 Retrying is the caller's (:mod:`storage.influx.sink`).
 
 - :class:`V1Writer`: ``POST /write?db=&rp=&precision=ns`` with httpx, user and password as HTTP
-  basic credentials, body gzipped here (InfluxDB 1.x, 1.8+, 2.x's compatibility API).
+  basic credentials (InfluxDB 1.x, 1.8+, 2.x's compatibility API).
 - :class:`V2Writer`: ``POST /api/v2/write`` through ``influxdb-client``'s write service with
-  token, org and bucket (InfluxDB 2.x, 3.x, 1.8+, VictoriaMetrics). The body is gzipped here as
-  for v1: the client's own gzip runs at level 9, which costs more CPU than the rest of the write.
+  token, org and bucket (InfluxDB 2.x, 3.x, 1.8+, VictoriaMetrics).
+
+Both post a body :func:`request_body` gzipped beforehand (at level 1: influxdb-client's own
+gzip runs at level 9, which costs more CPU than the rest of the write).
 """
 
 from __future__ import annotations
 
 import gzip
 import logging
+from collections.abc import Sequence
 from typing import Protocol
 
 import httpx
@@ -35,9 +38,19 @@ GZIP_LEVEL = 1
 """Line protocol compresses about 8x at level 1; higher levels cost CPU for a few % more."""
 
 
+def request_body(lines: Sequence[str], gzipped: bool) -> bytes:
+    """The lines as one request body: newline-separated UTF-8, gzipped at ``GZIP_LEVEL``.
+
+    The sink builds it in the caller's thread: zlib releases the GIL while it compresses, so
+    the sender threads run meanwhile instead of waiting for the interpreter's switch interval.
+    """
+    data = "\n".join(lines).encode()
+    return gzip.compress(data, GZIP_LEVEL) if gzipped else data
+
+
 class ChunkWriter(Protocol):
-    def send(self, body: str) -> None:
-        """Post ``body`` (newline-separated lines) once; raise Retryable or StorageError."""
+    def send(self, data: bytes) -> None:
+        """Post ``data`` (a :func:`request_body`) once; raise Retryable or StorageError."""
 
     def close(self) -> None: ...
 
@@ -85,10 +98,7 @@ class V1Writer:
             self._headers["Content-Encoding"] = "gzip"
         self._created_database = False
 
-    def send(self, body: str) -> None:
-        data = body.encode()
-        if self.target.policy.gzip:
-            data = gzip.compress(data, GZIP_LEVEL)
+    def send(self, data: bytes) -> None:
         try:
             response = self._client.post(
                 "/write", params=self._params, content=data, headers=self._headers
@@ -138,10 +148,7 @@ class V2Writer:
         self._service = WriteService(self._client.api_client)
         self._encoding = {"content_encoding": "gzip"} if policy.gzip else {}
 
-    def send(self, body: str) -> None:
-        data = body.encode()
-        if self.target.policy.gzip:
-            data = gzip.compress(data, GZIP_LEVEL)
+    def send(self, data: bytes) -> None:
         try:
             self._service.post_write(
                 org=self.target.org,

@@ -96,7 +96,8 @@ def hand_built() -> list[InstrumentOutcome]:
         "lin-early": FirstPrediction(_at(30), _at(54)),  # 4 days late, 20 days left: 20 %
         "rw-late": FirstPrediction(_at(62), _at(70)),  # made after the true OOT
     }
-    return outcomes_of(truth, flags, predictions)
+    # lin-missed had no certificate in force when it left tolerance
+    return outcomes_of(truth, flags, predictions, uncertified_at_oot=frozenset({"lin-missed"}))
 
 
 def test_scoring_helpers_give_the_known_figures(hand_built: list[InstrumentOutcome]) -> None:
@@ -108,12 +109,14 @@ def test_scoring_helpers_give_the_known_figures(hand_built: list[InstrumentOutco
     assert linear.delay_days_median == pytest.approx(30.0)  # onset day 10 -> flag day 40
     assert linear.lead_days_median == pytest.approx(10.0)
     assert (linear.predicted_before_oot, linear.never_predicted) == (1, 1)
+    assert linear.never_predicted_uncertified == 1
     assert linear.date_error_median == pytest.approx(0.2)
     assert linear.date_bias_median == pytest.approx(0.2)
     walk = s.kinds[Behaviour.RANDOM_WALK_DRIFT.value]
     assert (walk.leaving_tolerance, walk.detected_late, walk.predicted_after_oot) == (1, 1, 1)
     assert walk.delay_days_median == pytest.approx(55.0)
     assert walk.date_error_median is None
+    assert walk.never_predicted_uncertified == 0
     step = s.kinds[Behaviour.STEP_SHIFT.value]
     assert (step.leaving_tolerance, step.within_tolerance, step.within_tolerance_flagged) == (
         0,

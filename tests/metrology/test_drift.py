@@ -281,38 +281,3 @@ def test_invalid_arguments_are_refused() -> None:
     with pytest.raises(DriftFitError):
         student_t_factor(0.95, 0, two_sided=True)
     assert student_t_factor(0.95, 10, two_sided=True) == pytest.approx(stats.t.ppf(0.975, 10))
-
-
-def test_line_crossing_is_where_the_fitted_line_meets_the_limit() -> None:
-    times = np.arange(0.0, 20.0)
-    rising = fit_of(times, 0.1 + 0.01 * times)
-    assert rising.line_crossing(-0.5, 0.5) == pytest.approx(40.0)
-    assert rising.line_crossing(-0.5, 0.5, after=50.0) == 50.0  # already beyond: now
-    assert rising.line_crossing(-0.5, None) is None  # moving away from the only limit
-    falling = fit_of(times, -0.02 * times)
-    assert falling.line_crossing(-0.5, 0.5) == pytest.approx(25.0)
-    assert fit_of(times, np.zeros(20)).line_crossing(-0.5, 0.5) is None
-    assert DriftFit().line_crossing(-0.5, 0.5) is None
-
-
-def test_crossing_standard_error_matches_the_spread_of_crossings_by_monte_carlo() -> None:
-    """Inverse prediction (Draper & Smith §3.2): u(t) = u(e_hat(t)) / |b1| for small errors.
-
-    4000 data sets of a known line with normal scatter: the standard deviation of their
-    crossing times agrees with the delta-method uncertainty of one fit within 10 %.
-    """
-    rng = np.random.default_rng(5)
-    t = np.linspace(0.0, 60.0, 200)
-    slope, sd, limit = 0.01, 0.05, 1.0  # crossing at 100
-    errors = slope * t + rng.normal(0.0, sd, (4000, t.size))
-    tc = t - t.mean()
-    b1 = (errors - errors.mean(axis=1, keepdims=True)) @ tc / (tc @ tc)
-    b0 = errors.mean(axis=1) - b1 * t.mean()
-    crossings = (limit - b0) / b1
-    fit = DriftFit()
-    for ti, ei in zip(t, errors[0], strict=True):
-        fit = fit.add(ti, ei)
-    u = fit.crossing_standard_error(100.0)
-    assert u is not None
-    assert u == pytest.approx(float(np.std(crossings)), rel=0.10)
-    assert DriftFit().crossing_standard_error(1.0) is None

@@ -63,7 +63,7 @@ def story() -> dict[str, object]:
         if tracking.baseline is not None and "design" not in seen:
             seen["design"] = tracking
         if tracking.estimated_oot_at is not None and "estimate" not in seen:
-            seen["estimate"] = (ts, tracking.estimated_oot_at, tracking.predicted_oot_at)
+            seen["estimate"] = (ts, state, describe(state, CONTEXT, ts))
         if day_of(ts) >= 120.0 and "day120" not in seen:
             seen["day120"] = describe(state, CONTEXT, ts)
     return seen
@@ -104,10 +104,29 @@ def test_drifting_then_at_risk_then_out_of_tolerance(story: dict[str, object]) -
 
 
 def test_best_estimate_of_the_date_and_the_band(story: dict[str, object]) -> None:
-    made_at, estimated, predicted = story["estimate"]  # type: ignore[misc]
+    made_at, state, snapshot = story["estimate"]  # type: ignore[misc]
+    tracking = state.tracking
     left = 160.0 - day_of(made_at)
-    assert abs(day_of(estimated) - 160.0) < 0.1 * left
-    assert predicted is not None and day_of(predicted) < day_of(estimated)
+    estimated = day_of(tracking.estimated_oot_at)
+    # the page: made on day 94.0 for day 160.4 +/- 6.8 d, the onset on day 60.0
+    assert day_of(made_at) == pytest.approx(94.0, abs=0.1)
+    assert estimated == pytest.approx(160.4, abs=0.1)
+    assert tracking.estimate_u_days == pytest.approx(6.8, abs=0.1)
+    # within 10 % of the time left, and within the stated uncertainty, itself <= 15 % of it
+    assert abs(estimated - 160.0) < 0.1 * left
+    assert tracking.estimate_u_days <= 0.15 * (estimated - day_of(made_at))
+    assert abs(estimated - 160.0) < 2.0 * tracking.estimate_u_days
+    # the two-phase fit finds the onset of day 60 (to a few days)
+    assert day_of(tracking.drift_onset_at) == pytest.approx(60.0, abs=0.5)
+    # the estimate is before the due date (day 365): AT_RISK, and the reason says so
+    assert state.status is Status.AT_RISK
+    assert any("best estimate 2026-06" in r for r in snapshot.reasons)
+    numbers = snapshot.numbers
+    assert numbers["estimated_oot_u_days"] == tracking.estimate_u_days
+    assert numbers["drift_onset_at"] == tracking.drift_onset_at
+    assert "d ahead at +0.00199/d since the onset" in numbers["estimate_note"]
+    if tracking.predicted_oot_at is not None:  # the band's date, when there is one, is earlier
+        assert tracking.predicted_oot_at < tracking.estimated_oot_at
 
 
 def test_interval_recommendations_on_day_120(story: dict[str, object]) -> None:
