@@ -74,6 +74,10 @@ class Settings(BaseSettings):
         default="simple", description="simple | guard_band_u | risk:<fraction>"
     )
     due_soon_days: Annotated[float, Field(gt=0)] = 30.0
+    page_hinkley: bool = Field(
+        default=False,
+        description="also run the Page-Hinkley test on the residuals (a third drift detector)",
+    )
     offline_after_periods: Annotated[float, Field(gt=0)] = 5.0
     max_future_s: Annotated[float, Field(ge=0)] = 300.0
     max_age_days: Annotated[float, Field(gt=0)] = 3650.0

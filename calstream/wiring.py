@@ -26,6 +26,7 @@ def policy_for(settings: Settings) -> ProcessingPolicy:
         decision_rule=DecisionRule.parse(settings.decision_rule),
         due_soon_days=settings.due_soon_days,
         offline_after_periods=settings.offline_after_periods,
+        page_hinkley=settings.page_hinkley,
     )
 
 

@@ -33,6 +33,9 @@ class ProcessingPolicy:
     """...and never less than this many standard uncertainties u(e) of the residual."""
     years_between_false_alarms: float = 100.0
     """Designed time between false CUSUM alarms on a stable instrument (1 % a year)."""
+    page_hinkley: bool = False
+    """Also run the Page-Hinkley test (designed like the CUSUM: magnitude tolerance half the
+    shift, threshold the CUSUM's decision interval) as a third drift detector."""
     warm_up_residuals: int = 30
     """Residuals after a calibration used to estimate the scatter (sigma) of the residual."""
     sigma_confidence: float = 0.95

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from metrology.detectors import Baseline, CusumChart, CusumState, EwmaState, WarmUp
+from metrology.detectors import (
+    Baseline,
+    CusumChart,
+    CusumState,
+    EwmaState,
+    PageHinkleyChart,
+    PageHinkleyState,
+    WarmUp,
+)
 from metrology.drift import DriftFit
 from metrology.health import Status
 from metrology.in_use import InUseLimits
@@ -62,6 +70,9 @@ class DriftTracking(NamedTuple):
     """Standard uncertainty of the best estimate, in days."""
     drift_onset_at: float | None = None
     """When the two-phase fit says the drift began (epoch seconds; ``None`` before a fit)."""
+    page_hinkley_chart: PageHinkleyChart | None = None
+    """Designed with the CUSUM when the policy runs Page-Hinkley (else ``None``)."""
+    page_hinkley: PageHinkleyState = PageHinkleyState()
 
 
 class Judgement(NamedTuple):

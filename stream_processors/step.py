@@ -29,7 +29,7 @@ from metrology.assessment import Assessment, HealthSnapshot, StatusChange
 from metrology.calibration import CalibrationHistory, CalibrationRecord, DueState, due_state
 from metrology.chart_design import design_cusum, sigma_upper_bound_factor
 from metrology.conformity import DecisionRule, decide
-from metrology.detectors import Baseline, CusumChart
+from metrology.detectors import Baseline, CusumChart, PageHinkleyChart
 from metrology.drift import DriftFit, predicted_out_of_tolerance
 from metrology.health import DRIFT_CONDITIONS, SEVERITY, Status
 from metrology.in_use import InUseLimits
@@ -207,6 +207,7 @@ def _track(
     ewma, cusum = tracking.ewma, tracking.cusum
     drift_since, detector = tracking.drift_since, tracking.drift_detector
     rise_fit, fall_fit, side = tracking.rise_fit, tracking.fall_fit, tracking.drift_side
+    hinkley_chart, hinkley = tracking.page_hinkley_chart, tracking.page_hinkley
     if baseline is None or chart is None or shift is None:
         warm_up = warm_up.add(residual)
         if warm_up.n >= policy.warm_up_residuals:
@@ -218,6 +219,12 @@ def _track(
             if sigma > 0.0:  # else identical residuals with no stated uncertainty: keep warming up
                 baseline = Baseline(AS_LEFT_ERROR, sigma)
                 shift, chart = _design(baseline, judgement, policy, reporting_period_s)
+                if policy.page_hinkley:
+                    # Page-Hinkley is a CUSUM against the running mean: the same reference
+                    # value (half the shift) and decision interval.
+                    hinkley_chart = PageHinkleyChart(
+                        chart.reference_k, chart.decision_h, policy.warm_up_residuals
+                    )
     else:
         ewma = ewma.update(residual, baseline, policy.ewma)
         cusum = cusum.update(residual, baseline, chart)
@@ -235,6 +242,11 @@ def _track(
             ):
                 drift_since, detector = ts, "EWMA"
                 side = 1 if (ewma.statistic or 0.0) > baseline.mean else -1
+        if hinkley_chart is not None:
+            hinkley = hinkley.update(residual, baseline, hinkley_chart)
+            if drift_since is None and hinkley.signals(baseline, hinkley_chart):
+                drift_since, detector = ts, "PAGE_HINKLEY"
+                side = 1 if hinkley.high >= hinkley.low else -1
     out_of_tolerance_since = _judge_conformity(
         tracking, ts, judgement, policy
     ).out_of_tolerance_since
@@ -288,6 +300,8 @@ def _track(
         estimate_note,
         estimate_u,
         onset_at,
+        hinkley_chart,
+        hinkley,
     )
 
 
@@ -631,12 +645,19 @@ def describe(state: InstrumentState, context: InstrumentContext, at: float) -> H
                 f"{', '.join(dates)}: before the calibration due date {iso(record.due_at)[:10]}"
             )
         elif condition is Status.DRIFTING and baseline is not None and chart is not None:
+            hinkley = ""
+            if tracking.page_hinkley_chart is not None:
+                ph = tracking.page_hinkley
+                hinkley = (
+                    f"; Page-Hinkley +{ph.high:.3g}/-{ph.low:.3g} vs "
+                    f"{tracking.page_hinkley_chart.threshold * baseline.sigma:.3g}"
+                )
             reasons.append(
                 f"{tracking.drift_detector} signalled at {iso(tracking.drift_since or at)} "
                 f"(EWMA {_fmt(tracking.ewma.statistic)} vs limit ±"
                 f"{tracking.ewma.limit(baseline, policy.ewma):.3g} around {baseline.mean:+.3g}; "
                 f"CUSUM +{tracking.cusum.high:.3g}/-{tracking.cusum.low:.3g} vs h "
-                f"{tracking.cusum.threshold(baseline, chart):.3g} {unit})"
+                f"{tracking.cusum.threshold(baseline, chart):.3g}{hinkley} {unit})"
             )
         elif condition is Status.CAL_DUE_SOON and record is not None:
             reasons.append(f"calibration {record.certificate_id} due {iso(record.due_at)[:10]}")

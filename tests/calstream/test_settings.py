@@ -35,6 +35,13 @@ def test_environment_beats_file_beats_default(
     assert policy_for(settings).due_soon_days == 45.0
 
 
+def test_page_hinkley_is_off_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CALSTREAM_CONFIG", raising=False)
+    assert policy_for(Settings()).page_hinkley is False
+    monkeypatch.setenv("CALSTREAM_PAGE_HINKLEY", "true")
+    assert policy_for(Settings()).page_hinkley is True
+
+
 def test_a_missing_config_file_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CALSTREAM_CONFIG", "/nowhere/calstream.toml")
     with pytest.raises(FileNotFoundError, match=r"/nowhere/calstream\.toml"):

@@ -14,9 +14,19 @@ from step_factories import MPE, make_record, make_spec, readings_with_error
 from metrology.audit import Amendment
 from metrology.calibration import CalibrationHistory
 from metrology.curves import CurveCorrection
-from metrology.detectors import Baseline, CusumChart, CusumState, EwmaState, WarmUp
+from metrology.detectors import (
+    Baseline,
+    CusumChart,
+    CusumState,
+    EwmaState,
+    PageHinkleyChart,
+    PageHinkleyState,
+    WarmUp,
+)
 from metrology.drift import DriftFit
 from metrology.health import Status
+from metrology.in_use import InUseLimits
+from metrology.onset import DriftRecord
 from metrology.reading import Reading
 from stream_processors.codec import (
     StateCodecError,
@@ -48,6 +58,33 @@ ints = st.integers(min_value=0, max_value=2**53)
 fits = st.builds(DriftFit, ints, floats, floats, floats, floats, floats)
 statuses = st.sampled_from(list(Status))
 
+
+@st.composite
+def drift_records(draw: st.DrawFn) -> DriftRecord:
+    """Records built by adding points, so bins, merges and the open bin all occur."""
+    steps = draw(st.lists(st.floats(0.0, 9.0), max_size=120))
+    errors = draw(st.lists(finite, min_size=len(steps), max_size=len(steps)))
+    record, t = DriftRecord(), 0.0
+    for dt, e in zip(steps, errors, strict=True):
+        t += dt
+        record = record.add(t, e)
+    return record
+
+
+in_use = st.builds(
+    InUseLimits, maybe, maybe, maybe, maybe, maybe, maybe, maybe, ints, floats, floats, floats,
+    floats,
+)  # fmt: skip
+hinkley_charts = st.one_of(
+    st.none(),
+    st.builds(
+        PageHinkleyChart,
+        st.floats(min_value=0, max_value=10),
+        positive,
+        st.integers(min_value=1, max_value=100),
+    ),
+)
+
 trackings = st.builds(
     DriftTracking,
     certificate_id=st.one_of(st.none(), st.text(max_size=20)),
@@ -68,7 +105,7 @@ trackings = st.builds(
     cusum=st.builds(CusumState, ints, floats, floats),
     fit=fits,
     drift_since=maybe,
-    drift_detector=st.one_of(st.none(), st.sampled_from(["CUSUM", "EWMA"])),
+    drift_detector=st.one_of(st.none(), st.sampled_from(["CUSUM", "EWMA", "PAGE_HINKLEY"])),
     out_of_tolerance_since=maybe,
     predicted_oot_at=maybe,
     prediction_note=st.one_of(st.none(), st.text(max_size=40)),
@@ -76,6 +113,13 @@ trackings = st.builds(
     rise_fit=fits,
     fall_fit=fits,
     drift_side=st.sampled_from([-1, 0, 1]),
+    in_use=in_use,
+    record=drift_records(),
+    estimate_note=st.one_of(st.none(), st.text(max_size=40)),
+    estimate_u_days=maybe,
+    drift_onset_at=maybe,
+    page_hinkley_chart=hinkley_charts,
+    page_hinkley=st.builds(PageHinkleyState, ints, floats, floats, floats),
 )
 states = st.builds(
     InstrumentState,

@@ -206,3 +206,31 @@ def test_the_decision_rule_is_set_per_tenant_and_per_instrument(example_fleet) -
     broken["tenants"][0]["decision_rule"] = "coin-toss"
     with pytest.raises(FleetError, match="decision rule"):
         load_fleet(broken)
+
+
+def test_page_hinkley_runs_when_the_policy_asks_and_flags_a_slow_trend() -> None:
+    """Opt-in third detector: designed like the CUSUM (delta = K, threshold = H), it flags a
+    slow drift; with the default policy it stays off and its state stays empty."""
+    import dataclasses
+
+    record = make_record()
+    policy = dataclasses.replace(ProcessingPolicy(), page_hinkley=True)
+    with_ph = InstrumentContext(make_spec(), CalibrationHistory([record]), policy)
+    without = InstrumentContext(make_spec(), CalibrationHistory([record]), ProcessingPolicy())
+    rng = np.random.default_rng(7)
+    hours = np.arange(24 * 60)
+    errors = np.where(hours > 24 * 10, 0.0015 * (hours - 24 * 10) / 24, 0.0)
+    errors = errors + rng.normal(0.0, U_CAL / 4, len(hours))
+    readings = readings_with_error(errors, record)
+    on, _, _ = run(with_ph, readings)
+    off, _, _ = run(without, readings)
+    chart, baseline = on.tracking.page_hinkley_chart, on.tracking.baseline
+    assert chart is not None and baseline is not None
+    assert chart.delta == on.tracking.cusum_chart.reference_k
+    assert chart.threshold == on.tracking.cusum_chart.decision_h
+    assert on.tracking.page_hinkley.n == on.tracking.cusum.n  # every residual after warm-up
+    assert on.tracking.page_hinkley.high > chart.threshold * baseline.sigma
+    assert on.tracking.drift_since is not None
+    assert off.tracking.page_hinkley_chart is None and off.tracking.page_hinkley.n == 0
+    snapshot = describe(on, with_ph, readings[-1].ts)
+    assert any("Page-Hinkley +" in r for r in snapshot.reasons)
