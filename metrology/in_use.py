@@ -21,12 +21,12 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-__all__ = ["InUseLimits"]
+__all__ = ["InUseLimits", "tighter"]
 
 Limits = tuple[float | None, float | None]
 
 
-def _tighter(a: Limits, b: Limits) -> Limits:
+def tighter(a: Limits, b: Limits) -> Limits:
     """The tighter of two (lower, upper) pairs, side by side (``None``: no limit known)."""
     lower = b[0] if a[0] is None or (b[0] is not None and b[0] > a[0]) else a[0]
     upper = b[1] if a[1] is None or (b[1] is not None and b[1] < a[1]) else a[1]
@@ -64,7 +64,7 @@ class InUseLimits(NamedTuple):
         self, ts: float, lower: float | None, upper: float | None, window: float
     ) -> InUseLimits:
         """With the limits of one value measured in use at ``ts`` (times must not decrease)."""
-        tightest = _tighter((self.lower, self.upper), (lower, upper))
+        tightest = tighter((self.lower, self.upper), (lower, upper))
         if self.window_start is None:
             return self._replace(
                 lower=tightest[0], upper=tightest[1], window_start=ts, current_lower=lower,
@@ -77,7 +77,7 @@ class InUseLimits(NamedTuple):
                 *_welford(windows, self.mean_lower, self.m2_lower, self.current_lower),
                 *_welford(windows, self.mean_upper, self.m2_upper, self.current_upper),
             )  # fmt: skip
-        current = _tighter((self.current_lower, self.current_upper), (lower, upper))
+        current = tighter((self.current_lower, self.current_upper), (lower, upper))
         if tightest == (self.lower, self.upper) and current == (
             self.current_lower,
             self.current_upper,
@@ -95,9 +95,23 @@ class InUseLimits(NamedTuple):
     @property
     def recent(self) -> Limits:
         """Tightest over the current and the previous window."""
-        return _tighter(
+        return tighter(
             (self.current_lower, self.current_upper), (self.previous_lower, self.previous_upper)
         )
+
+    def limit_uncertainty(self, upper: bool) -> float:
+        """Standard uncertainty of the upper (or lower) limit that will apply when the error
+        reaches it: the spread of the windows' tightest limits; before three windows, the
+        tightest and the recent limit as the bounds of a rectangular distribution (JCGM
+        100:2008 §4.3.7); 0 when no value in use was measured."""
+        spread = self.window_spread(upper)
+        if spread is not None:
+            return spread
+        tightest = self.upper if upper else self.lower
+        recent = self.recent[1 if upper else 0]
+        if tightest is None or recent is None:
+            return 0.0
+        return abs(recent - tightest) / (2.0 * math.sqrt(3.0))
 
     def window_spread(self, upper: bool) -> float | None:
         """Standard deviation of the closed windows' tightest upper (or lower) limits; ``None``

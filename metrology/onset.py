@@ -63,6 +63,7 @@ _new = tuple.__new__
 
 Matrix3 = tuple[tuple[float, float, float], tuple[float, float, float], tuple[float, float, float]]
 """A 3x3 matrix as rows."""
+Array = npt.NDArray[np.float64]
 Bin = tuple[float, ...]
 """``(index, n, sum t, sum t^2, sum e, sum t e)`` of one bin (``index * width`` is its start)."""
 
@@ -246,24 +247,21 @@ class OnsetFit:
 
 def _bin_design(
     bins: tuple[Bin, ...], j: int, tau: float, rate: float, from_start: bool
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Counts, times since the onset (0 before it) and the design ``[1, x, -b 1(x > 0)]`` of
-    the bin means (the onset's column only when the onset is not the record's start)."""
+) -> tuple[Array, Array, Array, Array]:
+    """Counts, means, times since the onset (0 before it) and the design
+    ``[1, x, -b 1(x > 0)]`` of the bin means (the onset's column only when the onset is not the
+    record's start)."""
     m = len(bins)
     counts = np.array([b_k[1] for b_k in bins])
+    means = np.array([b_k[4] for b_k in bins]) / counts
     drifting = np.arange(m) >= j
     x = np.where(drifting, np.array([b_k[2] for b_k in bins]) / counts - tau, 0.0)
     columns = [np.ones(m), x] + ([] if from_start else [np.where(drifting, -rate, 0.0)])
-    return counts, x, np.column_stack(columns)
+    return counts, means, x, np.column_stack(columns)
 
 
 def _diffusion(
-    bins: tuple[Bin, ...],
-    counts: npt.NDArray[np.float64],
-    x: npt.NDArray[np.float64],
-    design: npt.NDArray[np.float64],
-    pure: float,
-    within_dof: float,
+    y: Array, counts: Array, x: Array, design: Array, pure: float, within_dof: float
 ) -> float:
     """``q`` from the lack of fit of the bin means (a moment estimator).
 
@@ -278,7 +276,6 @@ def _diffusion(
     m = design.shape[0]
     if within_dof < 1 or not pure > 0.0:
         return 0.0
-    y = np.array([b_k[4] for b_k in bins]) / counts
     weighted = design.T * counts
     try:
         projection = np.linalg.solve(weighted @ design, weighted)
@@ -405,13 +402,6 @@ def fit_onset(record: DriftRecord, min_drift_points: int = MIN_DRIFT_POINTS) -> 
             drifting_lack_of_fit += r * r / n_k
     within_dof = n_all - m
     pure = max(sse - lack_of_fit, 0.0) / within_dof if within_dof >= 1 else 0.0
-    q = 0.0
-    # When the drifting bins scatter no more than their means' noise explains (about m - j - 2
-    # degrees of freedom), there is no wander to estimate: skip the matrix work.
-    if drifting_lack_of_fit > (m - j - 2) * pure:
-        counts, x, design = _bin_design(bins, j, tau, b, from_start)
-        q = _diffusion(bins, counts, x, design, pure, within_dof)
-
     fit = OnsetFit(
         onset=tau,
         from_start=from_start,
@@ -424,13 +414,18 @@ def fit_onset(record: DriftRecord, min_drift_points: int = MIN_DRIFT_POINTS) -> 
         bins=m,
         bin_width=width,
         noise_variance=pure,
-        diffusion=q,
+        diffusion=0.0,
         last_time=record.last_time,
         kriging=(0.0, 0.0, 0.0, 0.0),
     )
-    if q > 0.0:
-        counts, x, design = _bin_design(bins, j, tau, b, from_start)
-        return _with_wander(fit, bins, counts, x, design, pure, record.origin_error)
+    # When the drifting bins scatter no more than their means' noise explains (about m - j - 2
+    # degrees of freedom), there is no wander to estimate: skip the matrix work.
+    if drifting_lack_of_fit > (m - j - 2) * pure:
+        counts, y, x, design = _bin_design(bins, j, tau, b, from_start)
+        q = _diffusion(y, counts, x, design, pure, within_dof)
+        if q > 0.0:
+            wandering = replace(fit, diffusion=q)
+            return _with_wander(wandering, counts, y, x, design, pure, record.origin_error)
     # Linearised in (a, b, tau): d e / d tau = -b after the onset (Muggeo 2003).
     s2 = max(sse, 0.0) / (n_all - parameters)
     if from_start:
@@ -453,10 +448,10 @@ def fit_onset(record: DriftRecord, min_drift_points: int = MIN_DRIFT_POINTS) -> 
 
 def _with_wander(
     fit: OnsetFit,
-    bins: tuple[Bin, ...],
-    counts: npt.NDArray[np.float64],
-    x: npt.NDArray[np.float64],
-    design: npt.NDArray[np.float64],
+    counts: Array,
+    y: Array,
+    x: Array,
+    design: Array,
     pure: float,
     origin_error: float,
 ) -> OnsetFit | None:
@@ -465,7 +460,6 @@ def _with_wander(
     at each bin's mean time), and the wander now by best linear unbiased prediction
     (Goldberger 1962, "Best linear unbiased prediction in the generalized linear regression
     model", JASA 57:369): ``c' S^-1 (y - X beta)`` with ``c = Cov(W(t*), y) = q x``."""
-    y = np.array([b_k[4] for b_k in bins]) / counts
     q = fit.diffusion
     cov_y = np.diag(pure / counts) + q * np.minimum.outer(x, x)
     p = design.shape[1]

@@ -32,7 +32,7 @@ from metrology.conformity import DecisionRule, decide
 from metrology.detectors import Baseline, CusumChart, PageHinkleyChart
 from metrology.drift import DriftFit, predicted_out_of_tolerance
 from metrology.health import DRIFT_CONDITIONS, SEVERITY, Status
-from metrology.in_use import InUseLimits
+from metrology.in_use import InUseLimits, tighter
 from metrology.instrument import InstrumentSpec, ReferenceKind
 from metrology.onset import DriftRecord, fit_onset
 from metrology.reading import Reading
@@ -310,13 +310,7 @@ def prediction_limits(
 ) -> tuple[float | None, float | None]:
     """The limits the dates are predicted against: the tightest of the judged reading's and
     those of the values measured in use this period (see ``DriftTracking.in_use``)."""
-    lower, upper = judgement.lower, judgement.upper
-    in_lower, in_upper = tracking.in_use.tightest
-    if in_lower is not None and lower is not None:
-        lower = max(lower, in_lower)
-    if in_upper is not None and upper is not None:
-        upper = min(upper, in_upper)
-    return lower, upper
+    return tighter((judgement.lower, judgement.upper), tracking.in_use.tightest)
 
 
 def estimate_limits(
@@ -373,20 +367,6 @@ def _design(
     return shift, design_cusum(shift / baseline.sigma, in_control_arl)
 
 
-def _limit_uncertainty(in_use: InUseLimits, upper: bool) -> float:
-    """Standard uncertainty of the limit that will apply when the error reaches it: the
-    spread of the windows' tightest limits; before three windows, the tightest and the recent
-    limit as the bounds of a rectangular distribution (JCGM 100:2008 §4.3.7)."""
-    spread = in_use.window_spread(upper)
-    if spread is not None:
-        return spread
-    tightest = in_use.upper if upper else in_use.lower
-    recent = in_use.recent[1 if upper else 0]
-    if tightest is None or recent is None:
-        return 0.0
-    return abs(recent - tightest) / (2.0 * math.sqrt(3.0))
-
-
 class Estimate(NamedTuple):
     """The best estimate of the out-of-tolerance time and the numbers behind it."""
 
@@ -428,7 +408,7 @@ def _estimate(
         return none("the fitted error moves towards no limit")
     left = crossing - now_days
     u = onset_fit.crossing_standard_uncertainty(
-        crossing, _limit_uncertainty(in_use, onset_fit.rate > 0.0)
+        crossing, in_use.limit_uncertainty(upper=onset_fit.rate > 0.0)
     )
     drifting = now_days - onset_fit.onset
     if left <= 0.0:

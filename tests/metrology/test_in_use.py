@@ -69,3 +69,12 @@ def test_no_spread_before_three_windows_and_one_sided_limits() -> None:
 def test_an_unchanged_reading_returns_the_same_state() -> None:
     limits = InUseLimits().add(0.0, -0.2, 0.2, WEEK)
     assert limits.add(60.0, -0.3, 0.3, WEEK) is limits  # looser, same window: nothing to keep
+
+
+def test_limit_uncertainty_is_the_spread_or_a_rectangle_between_tightest_and_recent() -> None:
+    limits = InUseLimits().add(0.0, -0.2, 0.2, WEEK).add(WEEK, -0.5, 0.5, WEEK)
+    limits = limits.add(2 * WEEK, -0.5, 0.5, WEEK)  # recent 0.5, tightest 0.2, two windows
+    assert limits.limit_uncertainty(upper=True) == pytest.approx(0.3 / (2 * math.sqrt(3)))
+    limits = limits.add(3 * WEEK, -0.4, 0.4, WEEK)  # a third window closed: its spread
+    assert limits.limit_uncertainty(upper=False) == limits.window_spread(upper=False)
+    assert InUseLimits().limit_uncertainty(upper=True) == 0.0
