@@ -10,7 +10,8 @@ PYTEST_ARGS ?=
 demo: install ## Run the platform's demo on the embedded default (broker, pipeline, SQLite)
 	$(BIN)/calstream demo $(ARGS)
 
-test: install test-servers ## Install what the tests need, then run the whole suite
+test: install test-servers ## Install what the tests need, check the layers, run the whole suite
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install test-servers ## End-to-end throughput through a real mosquitto

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from calstream.pipeline import Pipeline
+from calstream.runtime.pipeline import Pipeline
 from calstream.settings import Settings
 from ingest.admission import Admission, AdmissionPolicy
 from ingest.subscriber import DurableSubscriber
@@ -16,6 +16,7 @@ from metrology.errors import FleetError
 from metrology.fleet import Fleet, load_fleet
 from metrology.wire import READINGS_SUBSCRIPTION
 from storage.contract import Store
+from storage.select import open_store
 from stream_processors.policy import ProcessingPolicy
 from stream_processors.runner import FleetProcessor
 
@@ -27,6 +28,13 @@ def policy_for(settings: Settings) -> ProcessingPolicy:
         due_soon_days=settings.due_soon_days,
         offline_after_periods=settings.offline_after_periods,
         page_hinkley=settings.page_hinkley,
+    )
+
+
+def store_for(settings: Settings, store_url: str | None = None) -> Store:
+    """The store the settings name (or ``store_url``), opened and migrated."""
+    return open_store(
+        store_url or settings.store_url, settings.registry, work_dir=settings.work_dir
     )
 
 

@@ -16,6 +16,7 @@ from grafana_foundation_sdk.builders import dashboard as dashboard_builder
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as model
 
+from dashboards.errors import UnknownQuery
 from dashboards.flavours import FLAVOURS, Flavour
 from dashboards.fleet import FLEET
 from dashboards.instrument import INSTRUMENT
@@ -27,10 +28,6 @@ from dashboards.targets import Target
 DASHBOARDS: tuple[DashboardSpec, ...] = (FLEET, INSTRUMENT, PROVIDER)
 JSON_DIR = Path(__file__).parent / "json"
 """Where the generated dashboards are committed: ``json/<flavour>/<dashboard>.json``."""
-
-
-class UnknownQuery(KeyError):
-    """A panel or variable names a query key its flavour does not define."""
 
 
 def build_dashboard(spec: DashboardSpec, flavour: Flavour) -> dashboard_builder.Dashboard:

@@ -19,7 +19,7 @@ from grafana_foundation_sdk.models.common import DataSourceRef
 
 from dashboards.model import PanelKind, PanelSpec
 from dashboards.targets import Target
-from storage import NO_DATA, STATUS_KEYS
+from storage.schema import NO_DATA, STATUS_KEYS
 
 GRID_COLUMNS = 24
 

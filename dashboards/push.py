@@ -15,14 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from dashboards.build import DASHBOARDS, dashboard_document
+from dashboards.errors import PushError
 from dashboards.flavours import Flavour
 
 INSTALL_HINT = "pip install 'calstream[grafana]'"
 FOLDER_TITLES = {"sqlite": "calstream (SQLite)", "influxdb": "calstream (InfluxDB)"}
-
-
-class PushError(RuntimeError):
-    """The push could not be done: client missing, Grafana unreachable or refusing."""
 
 
 @dataclass(frozen=True, slots=True)

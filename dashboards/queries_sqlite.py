@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dashboards.model import Query, ResultFormat
 from dashboards.panels import STATUSES
-from storage import NO_DATA, STATUS_KEYS
+from storage.schema import NO_DATA, STATUS_KEYS
 
 DAY_S = 86_400
 

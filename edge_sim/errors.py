@@ -1,15 +1,9 @@
-"""Exceptions of the edge simulator.
+"""Exceptions of the edge simulator (their place in the tree: :mod:`metrology.errors`)."""
 
-::
-
-    EdgeSimError
-    └── PublishError           the broker could not be reached or did not take a message
-        ├── ConnectError       no CONNACK within the timeout, or the broker refused the connection
-        └── BackpressureTimeout   the in-flight window stayed full longer than the timeout
-"""
+from metrology.errors import CalstreamError
 
 
-class EdgeSimError(Exception):
+class EdgeSimError(CalstreamError):
     """Root of every error raised by :mod:`edge_sim`."""
 
 
@@ -23,3 +17,11 @@ class ConnectError(PublishError):
 
 class BackpressureTimeout(PublishError):
     """The broker acknowledged nothing for too long while the in-flight window was full."""
+
+
+class SpoolError(PublishError):
+    """The spool file cannot be opened, written or read."""
+
+
+class SpoolFull(SpoolError):
+    """The message does not fit under the spool's ``max_bytes``: refused, nothing dropped."""

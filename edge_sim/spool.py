@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_sim.errors import PublishError
+from edge_sim.errors import SpoolError, SpoolFull
 
 __all__ = ["Spool", "SpoolDepth", "SpoolError", "SpoolFull", "SpooledMessage"]
 
@@ -32,14 +32,6 @@ CREATE TABLE IF NOT EXISTS messages (
     readings INTEGER NOT NULL
 )
 """
-
-
-class SpoolError(PublishError):
-    """The spool file cannot be opened, written or read."""
-
-
-class SpoolFull(SpoolError):
-    """The message does not fit under the spool's ``max_bytes``: refused, nothing dropped."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from ingest.errors import IngestError
+from ingest.errors import KafkaUnavailable, SinkUnavailable
 
 __all__ = [
     "ForwardSink",
@@ -32,14 +32,6 @@ __all__ = [
 
 Record = tuple[str, dict[str, Any]]
 """A Kafka key and the JSON value of a readings record or a dead letter."""
-
-
-class SinkUnavailable(IngestError):
-    """The forwarder's sink cannot take records now (nothing was acknowledged; retry later)."""
-
-
-class KafkaUnavailable(SinkUnavailable):
-    """No Kafka broker answered at the bootstrap address (the message names it)."""
 
 
 @runtime_checkable

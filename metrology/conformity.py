@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from statistics import NormalDist
 
-from metrology.errors import MetrologyError
+from metrology.errors import DecisionRuleError
 
 __all__ = [
     "Decision",
@@ -32,10 +32,6 @@ __all__ = [
 
 _SQRT2 = math.sqrt(2.0)
 _STANDARD_NORMAL = NormalDist()
-
-
-class DecisionRuleError(MetrologyError, ValueError):
-    """A decision rule or a conformity argument is invalid (the message says which and why)."""
 
 
 def _phi(z: float) -> float:

@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import ndtr  # type: ignore[import-untyped, unused-ignore]
 
-from metrology.errors import MetrologyError
+from metrology.errors import ChartError
 
 __all__ = [
     "Baseline",
@@ -49,10 +49,6 @@ __all__ = [
     "cusum_siegmund_average_run_length",
     "ewma_average_run_length",
 ]
-
-
-class ChartError(MetrologyError, ValueError):
-    """A chart parameter or baseline is out of its domain (the message names which and why)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from scipy.special import stdtrit  # type: ignore[import-untyped, unused-ignore]
 
-from metrology.errors import MetrologyError
+from metrology.errors import DriftFitError
 
 __all__ = [
     "DriftFit",
@@ -33,10 +33,6 @@ __all__ = [
 
 _SPREAD_RTOL = 1e-12
 """Times closer together than this (relative to their magnitude) count as having no spread."""
-
-
-class DriftFitError(MetrologyError, ValueError):
-    """An argument of a drift fit or prediction is out of its domain."""
 
 
 def student_t_factor(confidence: float, dof: int, *, two_sided: bool) -> float:

@@ -30,7 +30,7 @@ from types import MappingProxyType
 from scipy.stats import chi2  # type: ignore[import-untyped, unused-ignore]
 
 from metrology.drift import DriftFit, predicted_out_of_tolerance
-from metrology.errors import MetrologyError
+from metrology.errors import IntervalError
 
 __all__ = [
     "IntervalError",
@@ -45,10 +45,6 @@ __all__ = [
 
 FEW_EVENTS = 5
 """Below this many out-of-tolerance events the exponential estimate gets a confidence note."""
-
-
-class IntervalError(MetrologyError, ValueError):
-    """An argument of an interval calculation is out of its domain."""
 
 
 class IntervalMethod(StrEnum):

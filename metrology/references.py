@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from scipy.special import chdtrc  # type: ignore[import-untyped, unused-ignore]
 
-from metrology.errors import MetrologyError
+from metrology.errors import ConsensusError
 
 __all__ = [
     "Consensus",
@@ -28,10 +28,6 @@ __all__ = [
     "residual_uncertainty",
     "weighted_mean",
 ]
-
-
-class ConsensusError(MetrologyError, ValueError):
-    """A peer value or a consensus argument is invalid (the message names the instrument)."""
 
 
 @dataclass(frozen=True, slots=True)

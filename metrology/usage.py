@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from metrology.errors import MetrologyError
+from metrology.errors import UsageError
 from metrology.timebase import SECONDS_PER_HOUR
 
 __all__ = [
@@ -29,10 +29,6 @@ __all__ = [
 
 DEFAULT_MAX_GAP_PERIODS = 3.0
 """A gap up to three reporting periods is a few lost messages; longer is downtime."""
-
-
-class UsageError(MetrologyError, ValueError):
-    """An argument of a usage count is out of its domain."""
 
 
 def hours_in_use_after(

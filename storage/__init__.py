@@ -2,13 +2,13 @@
 
 ``open_store(store_url, registry_url)`` opens the store one setting names (``sqlite:///path``,
 ``influxdb://...``, ``influxdb2://...``; ``storage.select``). ``SqliteStore(path)`` creates its
-schema on first use; ``write(StoreBatch(...))`` commits one pipeline batch in one transaction and
-returns a :class:`WriteResult` with exact counts. ``SqlRegistry(url)`` is the registry on SQLite
-or PostgreSQL (SQLAlchemy Core, Alembic migrations); ``CompositeStore(series, registry)`` is the
-production store.
+schema on first use; ``write(OutputBatch(...))`` (:class:`metrology.batch.OutputBatch`) commits
+one pipeline batch in one transaction and returns a :class:`WriteResult` with exact counts.
+``SqlRegistry(url)`` is the registry on SQLite or PostgreSQL (SQLAlchemy Core, Alembic
+migrations); ``CompositeStore(series, registry)`` is the production store.
 """
 
-from storage.batch import StoreBatch, WriteResult
+from storage.batch import WriteResult
 from storage.composite import CompositeStore
 from storage.errors import SchemaVersionError, StorageError
 from storage.queries import NO_DATA, STATUS_KEYS
@@ -26,7 +26,6 @@ __all__ = [
     "SqlRegistry",
     "SqliteStore",
     "StorageError",
-    "StoreBatch",
     "WriteResult",
     "open_store",
 ]

@@ -25,10 +25,11 @@ server) is the exact figure. ``changes`` and ``dead_letters`` are exact (newly s
 from __future__ import annotations
 
 from metrology.assessment import HealthSnapshot, StatusChange
+from metrology.batch import OutputBatch
 from metrology.calibration import CalibrationHistory
 from metrology.fleet import Fleet
 from metrology.wire import DeadLetter
-from storage.batch import StoreBatch, WriteResult
+from storage.batch import WriteResult
 from storage.contract import SeriesSink
 from storage.registry import SqlRegistry
 
@@ -48,7 +49,7 @@ class CompositeStore:
         self.series.register_fleet(fleet)
         self.series.seed_statuses(self.registry.snapshots())
 
-    def write(self, batch: StoreBatch) -> WriteResult:
+    def write(self, batch: OutputBatch) -> WriteResult:
         """Series first, then the registry; both accepted on return (see the module docstring)."""
         if not len(batch):
             return WriteResult(0, 0, 0, 0)

@@ -15,9 +15,10 @@ from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
 from metrology.assessment import HealthSnapshot, StatusChange
+from metrology.batch import OutputBatch
 from metrology.fleet import Fleet
 from metrology.wire import DeadLetter
-from storage.batch import StoreBatch, WriteResult
+from storage.batch import WriteResult
 
 
 @runtime_checkable
@@ -27,7 +28,7 @@ class Store(Protocol):
     def register_fleet(self, fleet: Fleet) -> None:
         """Upsert tenants, sites, instruments and calibrations of ``fleet``."""
 
-    def write(self, batch: StoreBatch) -> WriteResult:
+    def write(self, batch: OutputBatch) -> WriteResult:
         """Write one batch; on return it is durable (the pipeline then acknowledges it).
 
         Idempotent: a re-delivered reading (same instrument, time and sequence) does not add a
@@ -73,7 +74,7 @@ class SeriesSink(Protocol):
         """Start from the latest states the registry holds (series derived from all of them,
         such as per-site status counts, stay right across a restart)."""
 
-    def write_series(self, batch: StoreBatch) -> int:
+    def write_series(self, batch: OutputBatch) -> int:
         """Write the batch's series points; return the number of points the server accepted.
 
         Returns only once the server has accepted them (HTTP 204), so the pipeline may

@@ -1,14 +1,9 @@
-"""Exceptions of :mod:`storage`.
+"""Exceptions of :mod:`storage` (their place in the tree: :mod:`metrology.errors`)."""
 
-::
-
-    StorageError             a store cannot be opened, written or read (path and cause given)
-    └── SchemaVersionError   the database has another schema version, newer or older (refused,
-                             untouched)
-"""
+from metrology.errors import CalstreamError
 
 
-class StorageError(Exception):
+class StorageError(CalstreamError):
     """Root of every error raised by :mod:`storage`; the database error is chained as the cause."""
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from storage.registry.queries import NO_DATA, STATUS_KEYS
+from storage.schema import NO_DATA, STATUS_KEYS
 
 __all__ = ["NO_DATA", "STATUS_KEYS", "reading_count"]
 

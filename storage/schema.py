@@ -63,11 +63,16 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from metrology.health import SEVERITY
 from storage.errors import SchemaVersionError
 
 SCHEMA_VERSION = 3
 """Version of the store file as a whole: the series tables here; the registry tables inside it
 carry their own Alembic revision (``alembic_version``) and are migrated on open."""
+NO_DATA = "NO_DATA"
+"""Status key of instruments that are registered but have no stored state yet."""
+STATUS_KEYS: tuple[str, ...] = (*(s.value for s in SEVERITY), NO_DATA)
+"""Keys of the status counts, most severe first; every key is present (zero when none)."""
 
 SYNCHRONOUS_MODES = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 

@@ -30,11 +30,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from metrology.assessment import HealthSnapshot, StatusChange
+from metrology.batch import OutputBatch
 from metrology.calibration import CalibrationHistory
 from metrology.fleet import Fleet
 from metrology.wire import DeadLetter
 from storage import queries
-from storage.batch import StoreBatch, WriteResult
+from storage.batch import WriteResult
 from storage.errors import StorageError
 from storage.registry import migrate, writes
 from storage.registry import queries as registry_queries
@@ -157,7 +158,7 @@ class SqliteStore:
                 raise
             transaction.commit()
 
-    def write(self, batch: StoreBatch) -> WriteResult:
+    def write(self, batch: OutputBatch) -> WriteResult:
         """Write one batch in ONE transaction and return exact counts; raises :class:`StorageError`.
 
         Readings already stored under the same ``(instrument_id, ts, seq)`` are ignored and
@@ -171,7 +172,7 @@ class SqliteStore:
         )
         return self._in_transaction(what, self._write, batch)
 
-    def _write(self, conn: sqlite3.Connection, batch: StoreBatch) -> WriteResult:
+    def _write(self, conn: sqlite3.Connection, batch: OutputBatch) -> WriteResult:
         inserted = changes = dead = 0
         if batch.readings:
             rows, residuals = reading_rows(batch.readings)

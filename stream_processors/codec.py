@@ -29,8 +29,8 @@ from typing import Any
 from metrology.audit import Amendment
 from metrology.calibration import CalibrationHistory, CalibrationRecord, Correction
 from metrology.curves import CurveCorrection
-from metrology.errors import MetrologyError
 from metrology.reading import Reading
+from stream_processors.errors import StateCodecError
 from stream_processors.peers import PeerBoard
 from stream_processors.state import InstrumentState
 
@@ -52,10 +52,6 @@ __all__ = [
 CODEC_VERSION = 1
 
 Document = dict[str, Any]
-
-
-class StateCodecError(MetrologyError, ValueError):
-    """A document is not a state, reading or calibration this codec can read (says why)."""
 
 
 # --- numbers ---------------------------------------------------------------------------------

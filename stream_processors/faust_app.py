@@ -24,7 +24,7 @@ For every record the agent loads the states the key needs, runs
 :class:`~stream_processors.runner.FleetProcessor` runs), and *re-assigns* every changed value
 (never mutates one in place: with RocksDB an in-place change is silently lost). Outputs
 (readings with their assessments, status changes, latest states) accumulate into one
-:class:`~storage.batch.StoreBatch` handed to the sink (``Store.write``) every
+:class:`~metrology.batch.OutputBatch` handed to the sink (``Store.write``) every
 ``sink_max_readings`` readings; the records behind a batch are acknowledged to Kafka only after
 the sink returned, so a crash re-delivers them rather than losing their outputs.
 """
@@ -43,11 +43,10 @@ from aiokafka.partitioner import murmur2
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_random_exponential
 
 from metrology.assessment import HealthSnapshot
+from metrology.batch import OutputBatch
 from metrology.calibration import CalibrationHistory
 from metrology.fleet import Fleet
 from metrology.reading import Reading
-from storage.batch import StoreBatch
-from storage.errors import StorageError
 from stream_processors.codec import (
     CODEC_VERSION,
     StateCodecError,
@@ -85,7 +84,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Sink = Callable[[StoreBatch], object]
+Sink = Callable[[OutputBatch], object]
 """Where a worker's outputs go: ``Store.write`` (blocking; run off the event loop)."""
 
 
@@ -229,7 +228,9 @@ class CalstreamFaust:
     """The agent copying the compacted calibrations topic into the global table."""
     sink: Sink = field(default=lambda batch: None)
     sink_max_readings: int = 500
-    pending: StoreBatch = field(default_factory=StoreBatch)
+    sink_unavailable: tuple[type[BaseException], ...] = ()
+    """What the sink raises when it cannot take a batch now: retried with back-off."""
+    pending: OutputBatch = field(default_factory=OutputBatch)
     pending_events: list[Any] = field(default_factory=list)
     touched: set[str] = field(default_factory=set)
     flushes: int = 0
@@ -240,10 +241,10 @@ class CalstreamFaust:
             return
         batch, events = self.pending, self.pending_events
         batch.snapshots = self.processing.snapshots(self.touched)
-        self.pending, self.pending_events, self.touched = StoreBatch(), [], set()
+        self.pending, self.pending_events, self.touched = OutputBatch(), [], set()
         loop = asyncio.get_running_loop()
         async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(StorageError),
+            retry=retry_if_exception_type(self.sink_unavailable),
             wait=wait_random_exponential(multiplier=0.1, max=5.0),
         ):
             with attempt:
@@ -272,6 +273,7 @@ def make_app(
     app_id: str = "calstream",
     policy: ProcessingPolicy | None = None,
     sink: Sink | None = None,
+    sink_unavailable: tuple[type[BaseException], ...] = (),
     topics: FaustTopics | None = None,
     partitions: int = 12,
     data_dir: Path | None = None,
@@ -281,6 +283,9 @@ def make_app(
     sweep_every_s: float = 10.0,
 ) -> CalstreamFaust:
     """A Faust app for ``fleet``: topics, tables and agents, with outputs going to ``sink``.
+
+    A ``sink`` that raises one of ``sink_unavailable`` (the store's unavailability) is retried
+    with jittered back-off; nothing is acknowledged to Kafka meanwhile.
 
     ``store`` is ``"memory://"`` (tests, or state rebuilt from the changelog at every start) or
     ``"rocksdb://"`` (production: state on local disk under ``data_dir``, restored from the
@@ -392,9 +397,10 @@ def make_app(
         apply_calibrations=calibrations_agent,
         sink=sink or _discard,
         sink_max_readings=sink_max_readings,
+        sink_unavailable=sink_unavailable,
     )
     return engine
 
 
-def _discard(batch: StoreBatch) -> None:
+def _discard(batch: OutputBatch) -> None:
     """No sink configured: outputs are dropped (a worker always gets one from the wiring)."""

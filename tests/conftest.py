@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from calstream.embedded_broker import EmbeddedBroker
-from calstream.local_mosquitto import LocalMosquitto, mosquitto_binary
+from calstream.servers.embedded import EmbeddedBroker
+from calstream.servers.mosquitto import LocalMosquitto, mosquitto_binary
 from calstream.settings import example_fleet_path
 from calstream.wiring import read_fleet
 from metrology.fleet import Fleet
@@ -65,7 +65,7 @@ def example_fleet() -> Fleet:
     return read_fleet(example_fleet_path())
 
 
-from calstream.local_postgres import LocalPostgres, postgres_bin_dir  # noqa: E402
+from servers.postgres import LocalPostgres, postgres_bin_dir  # noqa: E402
 
 
 @dataclass
@@ -104,7 +104,7 @@ def postgres(postgres_server: LocalPostgres, request: pytest.FixtureRequest) -> 
     return PostgresDatabase(url, postgres_server)
 
 
-from calstream.local_influxdb import (  # noqa: E402
+from calstream.servers.influxdb import (  # noqa: E402
     LocalInfluxDB,
     LocalVictoriaMetrics,
     influxd_binary,

@@ -3,7 +3,7 @@
 The bytes are those :class:`influxdb_client.Point` produces for the same point (tags and fields
 sorted by key, whole floats without ``.0``, NaN and infinities omitted), checked by a property
 test. Building a ``Point`` per reading costs several times the CPU of the hot path in
-:mod:`storage.influx.points` (``python -m storage.influx.bench --serialiser``).
+:mod:`storage.influx.points` (``python -m calstream.evaluation.sink_bench --serialiser``).
 
 Line protocol reference: https://docs.influxdata.com/influxdb/v1/write_protocols/line_protocol_reference/
 """

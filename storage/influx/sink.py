@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 
 from metrology.assessment import HealthSnapshot
+from metrology.batch import OutputBatch
 from metrology.fleet import Fleet
-from storage.batch import StoreBatch
 from storage.errors import StorageError
 from storage.influx.fleet_status import FleetStatusCounts
 from storage.influx.points import ReadingSerialiser, alert_line, dead_letter_lines, health_lines
@@ -113,7 +113,7 @@ class InfluxSink:
 
     # --- writing ---
 
-    def write_series(self, batch: StoreBatch) -> int:
+    def write_series(self, batch: OutputBatch) -> int:
         """Write the batch's points; return how many, once the server accepted all of them."""
         if self._closed:
             raise StorageError("the InfluxDB sink is closed")
@@ -124,7 +124,7 @@ class InfluxSink:
             self._counts.commit(plan)
             return points
 
-    def _chunks(self, batch: StoreBatch, fleet_status: list[str]) -> Iterator[Sequence[str]]:
+    def _chunks(self, batch: OutputBatch, fleet_status: list[str]) -> Iterator[Sequence[str]]:
         size = self.target.policy.chunk_lines
         readings = batch.readings
         lines: list[str] = []

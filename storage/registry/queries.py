@@ -37,12 +37,7 @@ from storage.rows import (
     dead_letter_from_row,
     snapshot_from_row,
 )
-
-NO_DATA = "NO_DATA"
-"""Status key of instruments that are registered but have no stored state yet."""
-
-STATUS_KEYS: tuple[str, ...] = (*(s.value for s in SEVERITY), NO_DATA)
-"""Keys of the status counts, most severe first; every key is present (zero when none)."""
+from storage.schema import NO_DATA, STATUS_KEYS
 
 _SNAPSHOT_COLUMNS = [
     instrument_state.c[name]

@@ -20,10 +20,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from metrology.assessment import HealthSnapshot, StatusChange
+from metrology.batch import OutputBatch
 from metrology.calibration import CalibrationHistory
 from metrology.fleet import Fleet
 from metrology.wire import DeadLetter
-from storage.batch import StoreBatch
 from storage.errors import StorageError
 from storage.registry import migrate, queries, writes
 from storage.schema import BUSY_TIMEOUT_MS, configure
@@ -118,7 +118,7 @@ class SqlRegistry:
         """Upsert tenants, sites, instruments and every calibration revision of ``fleet``."""
         self._write(f"register fleet {fleet.name!r}", writes.register_fleet, fleet)
 
-    def write_events(self, batch: StoreBatch) -> tuple[int, int]:
+    def write_events(self, batch: OutputBatch) -> tuple[int, int]:
         """Store a batch's latest states, status changes and dead letters in one transaction.
 
         The readings are not the registry's (they go to the series sink). Returns the status
@@ -175,7 +175,7 @@ class SqlRegistry:
         return self._read(queries.calibration_history, instrument_id)
 
 
-def _write_events(connection: Connection, batch: StoreBatch) -> tuple[int, int]:
+def _write_events(connection: Connection, batch: OutputBatch) -> tuple[int, int]:
     writes.write_snapshots(connection, batch.snapshots)
     changes = writes.write_changes(connection, batch.changes)
     dead = writes.write_dead_letters(connection, batch.dead_letters)

@@ -9,7 +9,7 @@ import pytest
 from influx_answers import InfluxRun
 from simulated_run import SimulatedRun, simulate
 
-from calstream.local_influxdb import LocalInfluxDB, influxd_binary
+from calstream.servers.influxdb import LocalInfluxDB, influxd_binary
 from metrology.fleet import Fleet
 from storage.influx import InfluxSink
 from storage.sqlite_store import SqliteStore
@@ -58,7 +58,7 @@ def detail_instrument(simulated_run: SimulatedRun) -> str:
 def influx_run(
     simulated_run: SimulatedRun, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[InfluxRun]:
-    """Debian's influxd (the shared ``influxdb`` fixture's server, ``calstream.local_influxdb``)
+    """Debian's influxd (the shared ``influxdb`` fixture's server, ``calstream.servers.influxdb``)
     for the whole module: writing the run takes seconds, so it is written once and every panel
     query reads it (the shared fixture is per test)."""
     try:

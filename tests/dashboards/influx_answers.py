@@ -8,7 +8,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from calstream.local_influxdb import LocalInfluxDB
+from calstream.servers.influxdb import LocalInfluxDB
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ from grafana_macros import TimeRange
 
 from edge_sim.simulator import FleetSimulator
 from ingest.admission import Admission
+from metrology.batch import OutputBatch
 from metrology.fleet import Fleet
 from metrology.timebase import SECONDS_PER_DAY
 from metrology.wire import DeadLetter, DecodedMessage, readings_topic
-from storage.batch import StoreBatch
 from stream_processors.policy import ProcessingPolicy
 from stream_processors.runner import FleetProcessor
 
@@ -38,7 +38,7 @@ UNKNOWN_INSTRUMENT = "acme-north-XX-999"
 @dataclass(frozen=True)
 class SimulatedRun:
     fleet: Fleet
-    batches: list[StoreBatch]
+    batches: list[OutputBatch]
     start: float
     end: float
     db: Path
@@ -52,7 +52,7 @@ class SimulatedRun:
         return sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
 
 
-def simulate(fleet: Fleet) -> tuple[list[StoreBatch], float, float]:
+def simulate(fleet: Fleet) -> tuple[list[OutputBatch], float, float]:
     end = fleet.as_of
     assert end is not None
     start = end - SIM_DAYS * SECONDS_PER_DAY
@@ -60,7 +60,7 @@ def simulate(fleet: Fleet) -> tuple[list[StoreBatch], float, float]:
     admission = Admission(fleet.instruments)
     policy = replace(ProcessingPolicy(), offline_grace_s=2 * simulator.publish_interval_s)
     processor = FleetProcessor(fleet, policy)
-    batches: list[StoreBatch] = []
+    batches: list[OutputBatch] = []
     for index, (tenant, site, gateway, readings) in enumerate(simulator):
         if (tenant, gateway) == SILENT_GATEWAY and readings[-1].ts > end - SILENT_FOR_S:
             continue
@@ -89,8 +89,8 @@ def simulate(fleet: Fleet) -> tuple[list[StoreBatch], float, float]:
             for rejection in rejections
         ]
         batches.append(
-            StoreBatch(output.assessed, processor.snapshots(touched), changes, dead_letters)
+            OutputBatch(output.assessed, processor.snapshots(touched), changes, dead_letters)
         )
     changes = processor.sweep(end)
-    batches.append(StoreBatch(changes=changes, snapshots=processor.snapshots(processor.states)))
+    batches.append(OutputBatch(changes=changes, snapshots=processor.snapshots(processor.states)))
     return batches, start, end

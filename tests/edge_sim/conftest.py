@@ -1,6 +1,6 @@
 """Fixtures of the edge simulator tests: the shipped fleet, and a real MQTT broker (amqtt).
 
-Brokers are calstream's embedded amqtt (:class:`calstream.embedded_broker.EmbeddedBroker`);
+Brokers are calstream's embedded amqtt (:class:`calstream.servers.embedded.EmbeddedBroker`);
 ``amqtt_broker`` itself comes from ``tests/conftest.py``.
 """
 
@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from calstream.embedded_broker import EmbeddedBroker, free_port
+from calstream.servers.base import free_port
+from calstream.servers.embedded import EmbeddedBroker
 from metrology.fleet import Fleet, load_fleet
 
 REPO = Path(__file__).resolve().parents[2]

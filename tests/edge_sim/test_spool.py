@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from calstream.local_mosquitto import LocalMosquitto
+from calstream.servers.mosquitto import LocalMosquitto
 from edge_sim.gateway import GatewayPublisher
 from edge_sim.simulator import FleetSimulator, GatewayBatch
 from edge_sim.spool import Spool, SpoolFull

@@ -23,7 +23,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from calstream.local_mosquitto import LocalMosquitto
+from calstream.servers.mosquitto import LocalMosquitto
 from edge_sim.simulator import FleetSimulator
 from metrology.fleet import Fleet
 from metrology.timebase import SECONDS_PER_DAY

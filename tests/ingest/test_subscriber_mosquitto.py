@@ -7,7 +7,7 @@ import time
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from calstream.local_mosquitto import LocalMosquitto
+from calstream.servers.mosquitto import LocalMosquitto
 from ingest.subscriber import DurableSubscriber
 
 TOPIC = "calstream/v1/acme/north/gw-01/readings"

@@ -13,14 +13,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from calstream.local_influxdb import LocalInfluxDB
-from storage.batch import StoreBatch
+from calstream.servers.influxdb import LocalInfluxDB
+from metrology.batch import OutputBatch
 from storage.errors import StorageError
 from storage.influx import InfluxSink
 
 
-def readings(make_reading, n: int, start: int = 0) -> StoreBatch:
-    return StoreBatch(readings=[make_reading("acme-n-TT-001", seq) for seq in range(start, n)])
+def readings(make_reading, n: int, start: int = 0) -> OutputBatch:
+    return OutputBatch(readings=[make_reading("acme-n-TT-001", seq) for seq in range(start, n)])
 
 
 def test_server_away_raises_storage_error_then_the_same_batch_writes(

@@ -11,11 +11,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from influxdb_client import Point
 
-from calstream.local_influxdb import LocalInfluxDB
+from calstream.servers.influxdb import LocalInfluxDB
 from metrology.assessment import Assessment, HealthSnapshot
+from metrology.batch import OutputBatch
 from metrology.health import Status
 from metrology.reading import Reading
-from storage.batch import StoreBatch
 from storage.influx import InfluxSink
 from storage.influx.lineprotocol import line, nanoseconds, quote_string
 from storage.influx.points import ReadingSerialiser, health_line, health_lines
@@ -204,7 +204,7 @@ def test_nasty_tags_and_strings_come_back_unchanged_from_influxd(influxdb: Local
         None, None, Status.OK,
     )  # fmt: skip
     with InfluxSink.from_url(influxdb.store_url) as sink:
-        assert sink.write_series(StoreBatch(readings=[(reading, assessment)])) == 1
+        assert sink.write_series(OutputBatch(readings=[(reading, assessment)])) == 1
         series = sink.query('SELECT * FROM "reading"')
     assert len(series) == 1
     row = dict(zip(series[0]["columns"], series[0]["values"][0], strict=True))

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from calstream.local_influxdb import LocalVictoriaMetrics
+from calstream.servers.influxdb import LocalVictoriaMetrics
+from metrology.batch import OutputBatch
 from metrology.fleet import Fleet
 from metrology.health import Status
-from storage.batch import StoreBatch
 from storage.errors import StorageError
 from storage.influx import InfluxSink
 from storage.influx.reads import VictoriaMetricsReader
@@ -136,7 +136,7 @@ def test_a_restarted_sink_seeds_its_counts_from_exported_severities(
     later = max(s.evaluated_at for s in simulated.snapshots()) + 60.0
     with InfluxSink.from_url(victoria_metrics.store_url, fleet) as restarted:
         restarted.write_series(
-            StoreBatch(snapshots=[make_snapshot("globex-TT-001", Status.CAL_OVERDUE, later)])
+            OutputBatch(snapshots=[make_snapshot("globex-TT-001", Status.CAL_OVERDUE, later)])
         )
     expected = simulated.latest_counts()[("globex", "main")]
     old = next(s for s in simulated.batches[-1].snapshots if s.instrument_id == "globex-TT-001")

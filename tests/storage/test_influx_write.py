@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from calstream.local_influxdb import LocalInfluxDB
+from calstream.servers.influxdb import LocalInfluxDB
 from edge_sim.simulator import FleetSimulator
 from ingest.admission import Admission
 from metrology.assessment import HealthSnapshot
+from metrology.batch import OutputBatch
 from metrology.fleet import Fleet
 from metrology.health import Status
 from metrology.timebase import SECONDS_PER_DAY
 from metrology.wire import DeadLetter, DecodedMessage, RejectReason, readings_topic
-from storage.batch import StoreBatch
 from storage.errors import StorageError
 from storage.influx import InfluxSink
 from storage.influx.lineprotocol import nanoseconds
@@ -28,7 +28,7 @@ from stream_processors.runner import FleetProcessor
 
 @dataclass
 class Simulated:
-    batches: list[StoreBatch]
+    batches: list[OutputBatch]
 
     @property
     def readings(self) -> int:
@@ -74,7 +74,7 @@ def simulate(fleet: Fleet, days: float = 3.0, seed: int = 7) -> Simulated:
             for k in range(2 if n < 3 else 0)
         ]  # fmt: skip
         batches.append(
-            StoreBatch(
+            OutputBatch(
                 readings=output.assessed,
                 snapshots=processor.snapshots(output.touched),
                 changes=output.changes,
@@ -82,7 +82,7 @@ def simulate(fleet: Fleet, days: float = 3.0, seed: int = 7) -> Simulated:
             )
         )
     batches.append(
-        StoreBatch(changes=processor.sweep(), snapshots=processor.snapshots(processor.contexts))
+        OutputBatch(changes=processor.sweep(), snapshots=processor.snapshots(processor.contexts))
     )
     return Simulated(batches)
 
@@ -237,7 +237,7 @@ def test_a_restarted_sink_counts_from_the_statuses_on_the_server(
     late = max(s.evaluated_at for s in simulated.snapshots()) + 60.0
     with InfluxSink.from_url(influxdb.store_url, fleet) as restarted:
         snapshot = make_snapshot("acme-n-TT-001", Status.OUT_OF_TOLERANCE, evaluated_at=late)
-        restarted.write_series(StoreBatch(snapshots=[snapshot]))
+        restarted.write_series(OutputBatch(snapshots=[snapshot]))
         after = fleet_status(restarted)
     old = next(s for s in simulated.batches[-1].snapshots if s.instrument_id == "acme-n-TT-001")
     north = dict(before[("acme", "north")])
@@ -258,7 +258,7 @@ def test_seeded_counts_come_from_the_registry_snapshots(
         ]
     )
     sink.write_series(
-        StoreBatch(snapshots=[make_snapshot("globex-TT-001", Status.AT_RISK, t0 + 1)])
+        OutputBatch(snapshots=[make_snapshot("globex-TT-001", Status.AT_RISK, t0 + 1)])
     )
     counts = fleet_status(sink)[("globex", "main")]
     assert (counts["at_risk"], counts["drifting"], counts["ok"], counts["total"]) == (1, 1, 0, 2)
@@ -267,7 +267,7 @@ def test_seeded_counts_come_from_the_registry_snapshots(
 def test_a_missing_database_is_created(influxdb: LocalInfluxDB, make_reading) -> None:
     url = influxdb.store_url.replace(f"/{influxdb.database}", "/created_by_sink")
     with InfluxSink.from_url(url) as sink:
-        assert sink.write_series(StoreBatch(readings=[make_reading(seq=s) for s in range(3)])) == 3
+        assert sink.write_series(OutputBatch(readings=[make_reading(seq=s) for s in range(3)])) == 3
         assert sink.reading_count() == 3
 
 
@@ -278,9 +278,9 @@ def test_wrong_credentials_fail_at_once_with_what_to_check(tmp_path: Path, make_
             InfluxSink.from_url(wrong, retry_s=60) as sink,
             pytest.raises(StorageError, match=r"HTTP 401.*check the user and password"),
         ):
-            sink.write_series(StoreBatch(readings=[make_reading()]))
+            sink.write_series(OutputBatch(readings=[make_reading()]))
         with InfluxSink.from_url(server.store_url) as sink:
-            assert sink.write_series(StoreBatch(readings=[make_reading()])) == 1
+            assert sink.write_series(OutputBatch(readings=[make_reading()])) == 1
             assert sink.reading_count() == 1
 
 
@@ -288,7 +288,7 @@ def test_same_time_different_seq_is_one_point(sink: InfluxSink, make_reading, t0
     """The documented consequence of (instrument, time) identity: the later write wins."""
     first = make_reading("acme-n-TT-001", seq=1, ts=t0, value=20.0)
     second = make_reading("acme-n-TT-001", seq=2, ts=t0, value=21.0, reference=False)
-    sink.write_series(StoreBatch(readings=[first, second]))
+    sink.write_series(OutputBatch(readings=[first, second]))
     assert sink.reading_count() == 1
     series = sink.query('SELECT "seq", "value", "residual" FROM "reading"')
     assert series[0]["values"] == [[nanoseconds(t0), 2, 21.0, first[1].residual]]
@@ -300,7 +300,7 @@ def test_a_named_retention_policy_is_written_and_read(
     influxdb.query(f'CREATE RETENTION POLICY "week" ON "{influxdb.database}" DURATION 100w '
                    "REPLICATION 1")  # fmt: skip
     with InfluxSink.from_url(f"{influxdb.store_url}?rp=week") as sink:
-        assert sink.write_series(StoreBatch(readings=[make_reading(seq=s) for s in range(4)])) == 4
+        assert sink.write_series(OutputBatch(readings=[make_reading(seq=s) for s in range(4)])) == 4
         assert sink.reading_count() == 4
     # Nothing went to the default retention policy.
     with InfluxSink.from_url(influxdb.store_url) as default:

@@ -7,9 +7,9 @@ from collections.abc import Callable
 import pytest
 
 from metrology.assessment import StatusChange
+from metrology.batch import OutputBatch
 from metrology.fleet import Fleet
 from metrology.health import Status
-from storage.batch import StoreBatch
 from storage.errors import StorageError
 from storage.registry import SqlRegistry
 
@@ -22,18 +22,18 @@ def test_a_stopped_server_raises_storage_error_and_the_registry_recovers(
     try:
         registry.register_fleet(fleet)
         first = make_change("acme-n-TT-001", t0, Status.DRIFTING, Status.OK)
-        assert registry.write_events(StoreBatch(changes=[first])) == (1, 0)
+        assert registry.write_events(OutputBatch(changes=[first])) == (1, 0)
         server.stop()
         try:
             second = make_change("acme-n-TT-001", t0 + 60, Status.OK, Status.DRIFTING)
             with pytest.raises(StorageError, match=r"write states, changes and dead letters on "):
-                registry.write_events(StoreBatch(changes=[second]))
+                registry.write_events(OutputBatch(changes=[second]))
             with pytest.raises(StorageError):
                 registry.alert_count()
         finally:
             server.start()
         # The same registry object, no reconnect by the caller: stale connections are replaced.
-        assert registry.write_events(StoreBatch(changes=[first, second])) == (1, 0)
+        assert registry.write_events(OutputBatch(changes=[first, second])) == (1, 0)
         assert registry.alert_count() == 2
         assert registry.registered_instruments() == 6
     finally:

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from metrology.assessment import Assessment, HealthSnapshot, StatusChange
+from metrology.batch import OutputBatch
 from metrology.fleet import Fleet
 from metrology.health import Status
 from metrology.reading import Reading
-from storage.batch import StoreBatch
 from storage.queries import NO_DATA, STATUS_KEYS
 from storage.sqlite_store import SqliteStore
 
@@ -37,7 +37,7 @@ def populated(
     globex-001 DRIFTING (changed later than acme-n-002), globex-002 OFFLINE."""
     store.register_fleet(fleet)
     store.write(
-        StoreBatch(
+        OutputBatch(
             snapshots=[
                 make_snapshot("acme-n-TT-001", Status.OK, t0 + 50),
                 make_snapshot("acme-n-TT-002", Status.DRIFTING, t0 + 50),
@@ -73,7 +73,7 @@ def test_counts_by_status_report_never_seen_instruments_as_no_data(populated: Sq
 def test_counts_include_state_of_unregistered_instruments(
     store: SqliteStore, make_snapshot: Callable[..., HealthSnapshot]
 ) -> None:
-    store.write(StoreBatch(snapshots=[make_snapshot("acme-n-TT-001", Status.CAL_OVERDUE)]))
+    store.write(OutputBatch(snapshots=[make_snapshot("acme-n-TT-001", Status.CAL_OVERDUE)]))
     assert store.counts_by_status() == _counts(CAL_OVERDUE=1)
     assert store.counts_by_site() == {("acme", "north"): _counts(CAL_OVERDUE=1)}
 
@@ -151,7 +151,7 @@ def test_tenant_scoped_queries_never_return_another_tenants_rows(populated: Sqli
 def test_a_second_connection_reads_while_a_write_transaction_is_open(
     store: SqliteStore, store_path: Path, make_reading: ReadingFactory
 ) -> None:
-    store.write(StoreBatch(readings=[make_reading("acme-n-TT-001", s) for s in range(10)]))
+    store.write(OutputBatch(readings=[make_reading("acme-n-TT-001", s) for s in range(10)]))
     writer = sqlite3.connect(store_path, isolation_level=None, timeout=0.1)
     reader = sqlite3.connect(store_path, isolation_level=None, timeout=0.1)
     try:
@@ -181,7 +181,7 @@ def test_store_readable_by_another_connection_during_store_write(
         reader.execute("BEGIN")  # a long-running reader (a Grafana query, say) holds a snapshot
         assert reader.execute("SELECT COUNT(*) FROM readings").fetchone() == (0,)
         result = store.write(
-            StoreBatch(readings=[make_reading("acme-n-TT-001", s) for s in range(7)])
+            OutputBatch(readings=[make_reading("acme-n-TT-001", s) for s in range(7)])
         )
         assert result.readings_inserted == 7
         assert reader.execute("SELECT COUNT(*) FROM readings").fetchone() == (0,)

@@ -99,7 +99,7 @@ def test_public_api() -> None:
     spec.loader.exec_module(api)
     assert sorted(api.__all__) == [
         "CompositeStore", "NO_DATA", "SCHEMA_VERSION", "STATUS_KEYS", "SchemaVersionError",
-        "SqlRegistry", "SqliteStore", "StorageError", "StoreBatch", "WriteResult", "open_store",
+        "SqlRegistry", "SqliteStore", "StorageError", "WriteResult", "open_store",
     ]  # fmt: skip
     assert api.SqliteStore is SqliteStore
     assert all(hasattr(api, name) for name in api.__all__)

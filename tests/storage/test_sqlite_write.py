@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 from metrology.assessment import Assessment, HealthSnapshot, StatusChange
+from metrology.batch import OutputBatch
 from metrology.fleet import Fleet
 from metrology.health import Status
 from metrology.reading import Reading
 from metrology.wire import DeadLetter, RejectReason
-from storage.batch import StoreBatch, WriteResult
+from storage.batch import WriteResult
 from storage.errors import StorageError
 from storage.sqlite_store import SqliteStore
 
@@ -43,7 +44,7 @@ def test_readings_written_and_read_back(
     t0: float,
 ) -> None:
     store.register_fleet(fleet)
-    batch = StoreBatch(readings=[make_reading("acme-n-TT-001", seq) for seq in range(5)])
+    batch = OutputBatch(readings=[make_reading("acme-n-TT-001", seq) for seq in range(5)])
     batch.readings.append(make_reading("globex-TT-001", 0, value=20.0, status=Status.DRIFTING))
     assert store.write(batch) == WriteResult(6, 0, 0, 0)
     assert store.reading_count() == 6
@@ -79,7 +80,7 @@ def test_readings_without_a_residual_write_no_residuals_row(
 ) -> None:
     store.register_fleet(fleet)
     readings = [make_reading("acme-n-TT-002", seq, reference=seq % 4 == 0) for seq in range(20)]
-    assert store.write(StoreBatch(readings=readings)) == WriteResult(20, 0, 0, 0)
+    assert store.write(OutputBatch(readings=readings)) == WriteResult(20, 0, 0, 0)
     assert store.reading_count() == 20
     with sqlite3.connect(store_path) as conn:
         residual_seqs = [s for (s,) in conn.execute("SELECT seq FROM residuals ORDER BY seq")]
@@ -102,7 +103,7 @@ def test_a_late_reading_keeps_its_reference_without_a_residual(
     late = assessment._replace(
         residual=None, u_residual=None, ewma=None, cusum_high=None, cusum_low=None, drift_rate=None
     )
-    store.write(StoreBatch(readings=[(reading, late)]))
+    store.write(OutputBatch(readings=[(reading, late)]))
     with sqlite3.connect(store_path) as conn:
         assert conn.execute("SELECT reference, residual, drift_rate FROM residuals").fetchall() == [
             (21.48, None, None)
@@ -125,7 +126,7 @@ def test_readings_full_has_the_version_1_columns_and_values(
     ]
     reading, assessment = make_reading("globex-TT-001", 2)
     readings.append((reading, assessment._replace(certificate_id=None, residual=None)))
-    store.write(StoreBatch(readings=readings))
+    store.write(OutputBatch(readings=readings))
     with sqlite3.connect(store_path) as conn:
         cursor = conn.execute("SELECT * FROM readings_full ORDER BY instrument_id, ts, seq")
         columns = tuple(d[0] for d in cursor.description)
@@ -139,7 +140,7 @@ def test_readings_of_an_unregistered_instrument_are_kept(
     store: SqliteStore, store_path: Path, make_reading: ReadingFactory
 ) -> None:
     # No registry row: the reading is stored and counted; the view has no tenant/site/unit for it.
-    assert store.write(StoreBatch(readings=[make_reading("acme-n-TT-001", 0)])).readings_inserted
+    assert store.write(OutputBatch(readings=[make_reading("acme-n-TT-001", 0)])).readings_inserted
     with sqlite3.connect(store_path) as conn:
         assert conn.execute(
             "SELECT tenant, site, gateway, unit, value, residual FROM readings_full"
@@ -153,7 +154,7 @@ def test_same_batch_twice_inserts_nothing_the_second_time(
     make_dead_letter: Callable[..., DeadLetter],
     t0: float,
 ) -> None:
-    batch = StoreBatch(
+    batch = OutputBatch(
         readings=[make_reading("acme-n-TT-002", seq) for seq in range(100)],
         changes=[make_change("acme-n-TT-002")],
         dead_letters=[make_dead_letter(count=3)],
@@ -163,7 +164,7 @@ def test_same_batch_twice_inserts_nothing_the_second_time(
     # are stored once. A bad message the broker delivers again arrives again (another
     # received_at) and is a new dead letter: it was received twice.
     assert store.write(batch) == WriteResult(0, 100, 0, 0)
-    again = StoreBatch(dead_letters=[make_dead_letter(count=3, received_at=t0 + 5.0)])
+    again = OutputBatch(dead_letters=[make_dead_letter(count=3, received_at=t0 + 5.0)])
     assert store.write(again) == WriteResult(0, 0, 0, 1)
     assert store.reading_count() == 100
     assert _residual_count(store) == 100
@@ -178,7 +179,7 @@ def _residual_count(store: SqliteStore) -> int:
 def test_redelivered_readings_are_ignored_in_both_tables(
     store: SqliteStore, make_reading: ReadingFactory
 ) -> None:
-    batch = StoreBatch(
+    batch = OutputBatch(
         readings=[make_reading("acme-n-TT-001", s, reference=s % 2 == 0) for s in range(10)]
     )
     assert store.write(batch) == WriteResult(10, 0, 0, 0)
@@ -189,7 +190,7 @@ def test_redelivered_readings_are_ignored_in_both_tables(
         (r, a._replace(corrected=-1.0, residual=None if a.reference is None else -1.0))
         for r, a in batch.readings
     ]
-    assert store.write(StoreBatch(readings=changed)) == WriteResult(0, 10, 0, 0)
+    assert store.write(OutputBatch(readings=changed)) == WriteResult(0, 10, 0, 0)
     assert (store.reading_count(), _residual_count(store)) == (10, 5)
     stored = store._conn.execute("SELECT MIN(corrected) FROM readings").fetchone()[0]
     assert stored > 0  # the first delivery stands
@@ -199,10 +200,10 @@ def test_redelivered_readings_are_ignored_in_both_tables(
 def test_partly_known_batch_counts_exactly(
     store: SqliteStore, make_reading: ReadingFactory
 ) -> None:
-    store.write(StoreBatch(readings=[make_reading("acme-n-TT-001", s) for s in range(0, 60)]))
+    store.write(OutputBatch(readings=[make_reading("acme-n-TT-001", s) for s in range(0, 60)]))
     overlapping = [make_reading("acme-n-TT-001", s) for s in range(40, 100)]
     overlapping.append(make_reading("acme-n-TT-001", 99))  # a duplicate inside the batch too
-    assert store.write(StoreBatch(readings=overlapping)) == WriteResult(40, 21, 0, 0)
+    assert store.write(OutputBatch(readings=overlapping)) == WriteResult(40, 21, 0, 0)
     assert store.reading_count() == 100
 
 
@@ -211,23 +212,23 @@ def test_batches_of_any_size_count_exactly(
 ) -> None:
     # Rows go in 50 per statement (ROWS_PER_STATEMENT) plus a shorter last statement.
     readings = [make_reading("acme-n-TT-001", s, reference=s % 3 == 0) for s in range(123)]
-    assert store.write(StoreBatch(readings=readings)) == WriteResult(123, 0, 0, 0)
+    assert store.write(OutputBatch(readings=readings)) == WriteResult(123, 0, 0, 0)
     assert (store.reading_count(), _residual_count(store)) == (123, 41)
     more = readings[100:] + [make_reading("acme-n-TT-001", s) for s in range(123, 180)]
-    assert store.write(StoreBatch(readings=more)) == WriteResult(57, 23, 0, 0)
+    assert store.write(OutputBatch(readings=more)) == WriteResult(57, 23, 0, 0)
     assert (store.reading_count(), _residual_count(store)) == (180, 98)
-    assert store.write(StoreBatch(readings=[make_reading("acme-n-TT-001", 500)])).readings_inserted
+    assert store.write(OutputBatch(readings=[make_reading("acme-n-TT-001", 500)])).readings_inserted
 
 
 def test_same_time_different_sequence_is_a_different_reading(
     store: SqliteStore, make_reading: ReadingFactory, t0: float
 ) -> None:
-    batch = StoreBatch(readings=[make_reading("acme-n-TT-001", seq, ts=t0) for seq in (7, 8)])
+    batch = OutputBatch(readings=[make_reading("acme-n-TT-001", seq, ts=t0) for seq in (7, 8)])
     assert store.write(batch).readings_inserted == 2
 
 
 def test_empty_batch_is_a_no_op(store: SqliteStore) -> None:
-    assert store.write(StoreBatch()) == WriteResult(0, 0, 0, 0)
+    assert store.write(OutputBatch()) == WriteResult(0, 0, 0, 0)
 
 
 def test_failed_batch_is_rolled_back_whole(
@@ -237,14 +238,14 @@ def test_failed_batch_is_rolled_back_whole(
     broken = make_reading("acme-n-TT-001", 2)
     # An object sqlite3 cannot bind fails the statement after the first rows went in.
     broken = (broken[0]._replace(value=object()), broken[1])  # type: ignore[arg-type]
-    batch = StoreBatch(readings=[good, broken], snapshots=[make_snapshot()])
+    batch = OutputBatch(readings=[good, broken], snapshots=[make_snapshot()])
     with pytest.raises(StorageError, match="write 2 readings, 1 snapshots") as caught:
         store.write(batch)
     assert isinstance(caught.value.__cause__, sqlite3.Error)
     assert store.reading_count() == 0
     assert _residual_count(store) == 0
     assert store.snapshots() == []
-    assert store.write(StoreBatch(readings=[good])).readings_inserted == 1
+    assert store.write(OutputBatch(readings=[good])).readings_inserted == 1
 
 
 def test_snapshot_upsert_keeps_only_the_latest(
@@ -266,8 +267,8 @@ def test_snapshot_upsert_keeps_only_the_latest(
         },
         conditions=(Status.AT_RISK, Status.DRIFTING),
     )  # fmt: skip
-    store.write(StoreBatch(snapshots=[first, latest]))
-    store.write(StoreBatch(snapshots=[first]))  # an older, re-delivered state does not roll back
+    store.write(OutputBatch(snapshots=[first, latest]))
+    store.write(OutputBatch(snapshots=[first]))  # an older, re-delivered state does not roll back
     snapshots = store.snapshots()
     assert len(snapshots) == 1
     stored = snapshots[0]
@@ -292,7 +293,7 @@ def test_missing_numbers_are_null_columns(
     store: SqliteStore, store_path: Path, make_snapshot: Callable[..., HealthSnapshot]
 ) -> None:
     store.write(
-        StoreBatch(snapshots=[make_snapshot("globex-TT-002", Status.UNVERIFIED, numbers={})])
+        OutputBatch(snapshots=[make_snapshot("globex-TT-002", Status.UNVERIFIED, numbers={})])
     )
     with sqlite3.connect(store_path) as conn:
         row = conn.execute(
@@ -310,7 +311,7 @@ def test_dead_letters_counted_by_reason(
         make_dead_letter(RejectReason.UNKNOWN_INSTRUMENT, 3, t0 + 2),
         make_dead_letter(RejectReason.TENANT_MISMATCH, 250, t0 + 3, tenant=None),
     ]
-    assert store.write(StoreBatch(dead_letters=letters)).dead_letters == 4
+    assert store.write(OutputBatch(dead_letters=letters)).dead_letters == 4
     assert store.dead_letter_count() == 266
     assert store.dead_letters_by_reason() == {
         "malformed_json": 1,

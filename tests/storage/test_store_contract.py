@@ -22,13 +22,13 @@ from edge_sim.simulator import FleetSimulator
 from ingest.admission import Admission, AdmissionPolicy
 from metrology.assessment import HealthSnapshot, StatusChange
 from metrology.audit import Amendment
+from metrology.batch import OutputBatch
 from metrology.calibration import CalibrationHistory
 from metrology.curves import CurveCorrection
 from metrology.fleet import Fleet
 from metrology.health import SEVERITY, Status
 from metrology.timebase import SECONDS_PER_DAY
 from metrology.wire import DeadLetter, DecodedMessage, RejectReason, readings_topic
-from storage.batch import StoreBatch
 from storage.composite import CompositeStore
 from storage.errors import StorageError
 from storage.queries import NO_DATA, STATUS_KEYS
@@ -92,7 +92,7 @@ def full_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sqlit
         opened.close()
 
 
-def write(target: Target, batch: StoreBatch) -> tuple[int, int]:
+def write(target: Target, batch: OutputBatch) -> tuple[int, int]:
     """(status changes, dead letters) newly stored by writing ``batch``."""
     if isinstance(target, SqlRegistry):
         return target.write_events(batch)
@@ -105,7 +105,7 @@ def write(target: Target, batch: StoreBatch) -> tuple[int, int]:
 
 @dataclass
 class Simulated:
-    batches: list[StoreBatch]
+    batches: list[OutputBatch]
     processor: FleetProcessor
 
     @property
@@ -159,7 +159,7 @@ def simulate(fleet: Fleet, days: float = 4.0, seed: int = 5) -> Simulated:
         assert not rejections
         output = processor.process(admitted)
         assert not output.failed
-        batch = StoreBatch(
+        batch = OutputBatch(
             readings=output.assessed,
             changes=output.changes,
             snapshots=processor.snapshots(output.touched),
@@ -169,7 +169,7 @@ def simulate(fleet: Fleet, days: float = 4.0, seed: int = 5) -> Simulated:
             batch.dead_letters.append(_dead_letter(n, reason, count, dead_tenant, readings[0].ts))
         batches.append(batch)
     changes = processor.sweep()
-    batches.append(StoreBatch(changes=changes, snapshots=processor.snapshots(processor.contexts)))
+    batches.append(OutputBatch(changes=changes, snapshots=processor.snapshots(processor.contexts)))
     return Simulated(batches, processor)
 
 
@@ -333,11 +333,11 @@ def test_an_older_snapshot_does_not_roll_the_state_back(
     target.register_fleet(fleet)
     newer = make_snapshot("acme-n-TT-001", Status.DRIFTING, t0 + 100, numbers={"residual": 0.3})
     older = make_snapshot("acme-n-TT-001", Status.OK, t0 + 50)
-    write(target, StoreBatch(snapshots=[newer]))
-    write(target, StoreBatch(snapshots=[older]))
+    write(target, OutputBatch(snapshots=[newer]))
+    write(target, OutputBatch(snapshots=[older]))
     assert target.snapshots() == [newer]
     latest = make_snapshot("acme-n-TT-001", Status.OUT_OF_TOLERANCE, t0 + 200)
-    write(target, StoreBatch(snapshots=[latest]))
+    write(target, OutputBatch(snapshots=[latest]))
     assert target.snapshots() == [latest]
     assert target.counts_by_status("acme")["OUT_OF_TOLERANCE"] == 1
 
@@ -350,8 +350,8 @@ def test_alerts_are_stored_once_newest_first(
         make_change("acme-n-TT-001", t0 + 20, Status.OUT_OF_TOLERANCE, Status.DRIFTING),
         make_change("globex-TT-001", t0 + 15, Status.OFFLINE, None),
     ]
-    assert write(target, StoreBatch(changes=changes)) == (3, 0)
-    assert write(target, StoreBatch(changes=changes[1:])) == (0, 0)
+    assert write(target, OutputBatch(changes=changes)) == (3, 0)
+    assert write(target, OutputBatch(changes=changes[1:])) == (0, 0)
     assert target.alert_count() == 3
     assert target.alerts() == [changes[1], changes[2], changes[0]]
     assert target.alerts(limit=1) == [changes[1]]
@@ -362,11 +362,11 @@ def test_dead_letters_by_reason_once_per_batch_content(
 ) -> None:
     twins = [make_dead_letter(RejectReason.MALFORMED_JSON, 2)] * 2  # two alike in one batch
     other = make_dead_letter(RejectReason.BAD_TOPIC, 1, received_at=t0 + 1, tenant=None)
-    batch = StoreBatch(dead_letters=[*twins, other])
+    batch = OutputBatch(dead_letters=[*twins, other])
     assert write(target, batch) == (0, 3)
     assert write(target, batch) == (0, 0)  # the same batch again
     redelivered = make_dead_letter(RejectReason.MALFORMED_JSON, 2, received_at=t0 + 9)
-    assert write(target, StoreBatch(dead_letters=[redelivered])) == (0, 1)
+    assert write(target, OutputBatch(dead_letters=[redelivered])) == (0, 1)
     assert target.dead_letters_by_reason() == {"bad_topic": 1, "malformed_json": 6}
     assert target.dead_letter_count() == 7
     assert target.recent_dead_letters(2) == [redelivered, other]

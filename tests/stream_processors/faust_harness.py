@@ -14,11 +14,11 @@ from typing import Any, TypeVar
 
 from edge_sim.simulator import FleetSimulator
 from ingest.admission import Admission, AdmissionPolicy
+from metrology.batch import OutputBatch
 from metrology.fleet import Fleet
 from metrology.reading import Reading
 from metrology.timebase import SECONDS_PER_DAY
 from metrology.wire import DecodedMessage, readings_topic
-from storage.batch import StoreBatch
 from stream_processors.faust_app import CalstreamFaust
 from stream_processors.routing import encode_readings_record, keyed_records
 
@@ -38,9 +38,9 @@ def bind(engine: CalstreamFaust) -> None:
 class Collected:
     """What the sink was given, batch by batch."""
 
-    batches: list[StoreBatch] = field(default_factory=list)
+    batches: list[OutputBatch] = field(default_factory=list)
 
-    def __call__(self, batch: StoreBatch) -> None:
+    def __call__(self, batch: OutputBatch) -> None:
         self.batches.append(batch)
 
     @property

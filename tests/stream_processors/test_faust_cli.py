@@ -48,7 +48,7 @@ def test_kafka_settings_come_from_calstream_kafka(monkeypatch: pytest.MonkeyPatc
 
 def test_worker_app_is_built_from_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """What `calstream worker` starts: topics, partitions, store and Kafka addresses as set."""
-    from calstream.scale_out import worker_app
+    from calstream.runtime.scale_out import worker_app
 
     monkeypatch.setenv("CALSTREAM_KAFKA", "kafka-1:9092,kafka-2:9093")
     monkeypatch.setenv("CALSTREAM_STORE", f"sqlite:///{tmp_path / 'store.sqlite'}")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from calstream.local_mosquitto import LocalMosquitto
+from calstream.servers.mosquitto import LocalMosquitto
 from ingest.forward_sinks import KafkaForwardSink
 
 KAFKA = os.environ.get("CALSTREAM_TEST_KAFKA")

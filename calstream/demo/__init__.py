@@ -1,0 +1,1 @@
+"""The demo: a simulated fleet through the whole platform, and the simulated gateways alone."""

@@ -1,0 +1,77 @@
+"""Helpers of the tests that run `calstream run` as a real process and count what it stored."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from calstream.servers.mosquitto import LocalMosquitto
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 60.0) -> bool:
+    """Poll ``predicate`` every 50 ms until it holds or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return bool(predicate())
+
+
+def stored(db: Path) -> int:
+    """Readings in a SQLite store (0 before the store or its schema exists)."""
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as conn:
+        try:
+            return int(conn.execute("SELECT count(*) FROM readings").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+
+
+class Run:
+    """`python -m calstream run` with its settings in the environment, logging to a file."""
+
+    def __init__(
+        self,
+        broker: LocalMosquitto,
+        folder: Path,
+        client_id: str = "calstream-under-test",
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.db = folder / "calstream.sqlite"
+        self.journal = folder / "journal"
+        self.env = {
+            **os.environ,
+            "CALSTREAM_BROKER": broker.url,
+            "CALSTREAM_DB": str(self.db),
+            "CALSTREAM_WORK_DIR": str(folder),
+            "CALSTREAM_JOURNAL_DIR": str(self.journal),
+            "CALSTREAM_CLIENT_ID": client_id,
+            "CALSTREAM_METRICS_PORT": "0",
+            **(env or {}),
+        }
+        self.log = folder / "run.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "calstream", "run", "--report-every", "1"],
+                env=self.env,
+                stdout=log,
+                stderr=log,
+            )
+        assert wait_for(lambda: b"calstream running" in self.log.read_bytes(), 30), (
+            self.log.read_text()
+        )
+
+    def signal(self, signum: int) -> int:
+        assert self.process is not None
+        self.process.send_signal(signum)
+        return self.process.wait(30)
