@@ -1,8 +1,9 @@
 """calstream's one settings object: environment variables (``CALSTREAM_*``) or one TOML file.
 
 Precedence, highest first: command-line options, environment variables, the file named by
-``CALSTREAM_CONFIG`` (TOML, same keys in lower case), defaults. The defaults run embedded with no
-set-up: an in-process broker and a SQLite store in ``./calstream-work``.
+``CALSTREAM_CONFIG`` (TOML, same keys in lower case), defaults. The defaults run on one machine
+with no set-up beyond Debian's mosquitto: `calstream run` starts the broker itself (its own
+process, persistence in the work folder) and writes a SQLite store in ``./calstream-work``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -37,15 +38,27 @@ class Settings(BaseSettings):
 
     broker: str | None = Field(
         default=None,
-        description="MQTT broker URL mqtt://host:port; unset runs an embedded broker (amqtt)",
+        description="MQTT broker URL mqtt://host:port; unset: `calstream run` starts its own "
+        "(CALSTREAM_EMBEDDED_BROKER)",
     )
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
     client_id: str = Field(
         default="calstream-pipeline", description="fixed MQTT client id (durable session)"
     )
-    embedded_broker_port: Annotated[int, Field(ge=1, le=65535)] = 1883
-    """Port of the embedded broker `calstream run` starts when no broker is configured."""
+    embedded_broker: Literal["mosquitto", "amqtt"] = Field(
+        default="mosquitto",
+        description="the broker `calstream run` starts when CALSTREAM_BROKER is unset: "
+        "mosquitto (Debian's package, a process of its own with persistence in "
+        "<work_dir>/mosquitto, outliving a crash of the pipeline) or amqtt (inside the "
+        "pipeline's process: drops a delivery not acknowledged within 5 s and loses what it "
+        "queued when the process dies)",
+    )
+    embedded_broker_port: Annotated[int, Field(ge=1, le=65535)] = Field(
+        default=1883,
+        description="port on 127.0.0.1 of the broker `calstream run` starts when "
+        "CALSTREAM_BROKER is unset",
+    )
     metrics_host: str = Field(
         default="127.0.0.1", description="address of /metrics, /healthz, /readyz"
     )

@@ -34,7 +34,11 @@ def run(
     """Run the pipeline as a service: broker -> processing -> store, until SIGTERM or Ctrl-C.
 
     Configure with CALSTREAM_* variables or CALSTREAM_CONFIG (see README): CALSTREAM_BROKER,
-    CALSTREAM_FLEET, CALSTREAM_DB. Without a broker, an embedded one listens on 127.0.0.1:1883.
+    CALSTREAM_FLEET, CALSTREAM_DB. Without CALSTREAM_BROKER it starts Debian's mosquitto on
+    127.0.0.1:1883 (CALSTREAM_EMBEDDED_BROKER_PORT) as a process of its own, persistence in
+    the work folder: the broker outlives a crash, and the next run reuses it. Without mosquitto
+    it refuses to start, unless CALSTREAM_EMBEDDED_BROKER=amqtt accepts an in-process broker
+    that gives up on deliveries not acknowledged within 5 s and loses its queue with the process.
     """
     from calstream.runtime.service import Service
 

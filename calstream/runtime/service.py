@@ -15,16 +15,55 @@ import time
 from dataclasses import dataclass
 from types import FrameType
 
+from calstream.errors import ServiceError
 from calstream.runtime.journal import Journal
 from calstream.runtime.observability import serve
 from calstream.runtime.pipeline import Pipeline
 from calstream.runtime.tuning import tune_garbage_collector
 from calstream.servers.embedded import EmbeddedBroker
+from calstream.servers.mosquitto import DEPLOY_MOSQUITTO_CONF, MosquittoDaemon, mosquitto_binary
 from calstream.settings import Settings, broker_address
 from calstream.wiring import pipeline_for, read_fleet, store_for, subscriber_for
+from ingest.errors import BrokerUnavailable
 from storage.select import describe_store
 
 log = logging.getLogger(__name__)
+
+AMQTT_RISK = (
+    "amqtt gives up on a QoS 1 delivery the pipeline has not acknowledged within 5 s and never "
+    "sends it again (readings held through a store write slower than that are lost if the "
+    "pipeline crashes or its connection drops before they are stored), and everything amqtt "
+    "queued dies with this process"
+)
+
+
+def local_broker_for(settings: Settings) -> MosquittoDaemon | EmbeddedBroker:
+    """The broker `calstream run` starts when ``CALSTREAM_BROKER`` is unset (not started yet).
+
+    Debian's mosquitto by default: a process of its own with the deploy tuning and persistence
+    in ``<work_dir>/mosquitto``, so a crash of the pipeline loses nothing the broker took.
+    amqtt inside this process only when ``CALSTREAM_EMBEDDED_BROKER=amqtt`` accepts its risks.
+    Raises :class:`ServiceError` when mosquitto is wanted and not installed.
+    """
+    port = settings.embedded_broker_port
+    if settings.embedded_broker == "amqtt":
+        return EmbeddedBroker(port=port)
+    try:
+        mosquitto_binary()
+    except FileNotFoundError as exc:
+        raise ServiceError(
+            "CALSTREAM_BROKER is not set and mosquitto, the broker `calstream run` then starts, "
+            "is not installed: install it (`apt-get install mosquitto`), or set CALSTREAM_BROKER "
+            "to a broker of your own, or set CALSTREAM_EMBEDDED_BROKER=amqtt to run an in-process "
+            f"broker knowing that {AMQTT_RISK}"
+        ) from exc
+    if not DEPLOY_MOSQUITTO_CONF.is_file():  # an installed package without the source tree
+        raise ServiceError(
+            f"CALSTREAM_BROKER is not set and {DEPLOY_MOSQUITTO_CONF}, the configuration of the "
+            "mosquitto `calstream run` then starts, is missing: run calstream from its source "
+            "tree (`make install`), or set CALSTREAM_BROKER to a broker of your own"
+        )
+    return MosquittoDaemon(settings.work_dir / "mosquitto", port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,20 +80,42 @@ class Service:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._local_broker = None if settings.broker else local_broker_for(settings)
         self.fleet = read_fleet(settings.fleet_path)
         self.store = store_for(settings)
         self.store.register_fleet(self.fleet)
-        self._embedded: EmbeddedBroker | None = None
         self._stop = threading.Event()
         self.pipeline: Pipeline | None = None
 
     def _broker(self) -> tuple[str, int]:
         if self.settings.broker:
             return broker_address(self.settings.broker)
-        self._embedded = EmbeddedBroker(port=self.settings.embedded_broker_port)
-        self._embedded.start()
-        log.warning("no CALSTREAM_BROKER set: running an embedded broker on %s", self._embedded.url)
-        return self._embedded.host, self._embedded.port
+        broker = self._local_broker
+        assert broker is not None  # chosen in __init__ whenever no broker is configured
+        try:
+            broker.start()
+        except (RuntimeError, OSError) as exc:
+            raise BrokerUnavailable(
+                f"CALSTREAM_BROKER is not set and the local broker could not start on "
+                f"{broker.url}: {exc}; set CALSTREAM_EMBEDDED_BROKER_PORT to a free port"
+            ) from exc
+        if isinstance(broker, EmbeddedBroker):
+            log.warning(
+                "no CALSTREAM_BROKER set: amqtt runs inside this process on %s "
+                "(CALSTREAM_EMBEDDED_BROKER=amqtt); %s",
+                broker.url,
+                AMQTT_RISK,
+            )
+        else:
+            log.warning(
+                "no CALSTREAM_BROKER set: %s mosquitto (pid %s) on %s, persistence in %s; it "
+                "keeps running if this process crashes, and the next `calstream run` reuses it",
+                "reusing the" if broker.reused else "started",
+                broker.pid,
+                broker.url,
+                broker.folder,
+            )
+        return broker.host, broker.port
 
     def run(self, report_every_s: float = 10.0, install_signals: bool = True) -> ServiceReport:
         """Run until SIGTERM/SIGINT (or :meth:`request_stop`); returns the final counts."""
@@ -127,8 +188,9 @@ class Service:
             if journal is not None:
                 journal.close()
             self.store.close()
-            if self._embedded is not None:
-                self._embedded.stop()
+            if self._local_broker is not None:
+                # a clean stop ends the broker too; mosquitto saves its queues on the way out
+                self._local_broker.stop()
         counters = pipeline.counters
         return ServiceReport(
             counters.received,

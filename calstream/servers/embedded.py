@@ -1,7 +1,13 @@
-"""An MQTT broker inside the calstream process (amqtt), for the embedded default.
+"""An MQTT broker inside the calstream process (amqtt): the broker of `calstream demo`.
 
 amqtt runs on its own asyncio loop in a daemon thread. It is bound to 127.0.0.1 explicitly
 (its default is every interface) and logs quietly (its packet logger costs throughput).
+
+It cannot keep the pipeline's promises (FIELD_NOTES.md): amqtt 0.12 waits a hard-coded 5 s for
+a subscriber's PUBACK and then drops the delivery, so a store write slower than that loses
+readings; and everything it queued dies with the process. `calstream run` therefore starts
+mosquitto (:class:`calstream.servers.mosquitto.MosquittoDaemon`) and uses this broker only when
+``CALSTREAM_EMBEDDED_BROKER=amqtt`` accepts those risks.
 """
 
 from __future__ import annotations

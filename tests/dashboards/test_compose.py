@@ -156,25 +156,58 @@ def test_dashboard_providers_read_the_mounted_json_folders(compose: dict[str, An
     assert (mounts[target] / home.relative_to(target)).is_file()
 
 
-def _tuning(text: str) -> list[str]:
-    return text[text.index("# --- persistence") :].splitlines()
-
-
-def test_compose_broker_keeps_the_deploy_tuning_and_requires_auth() -> None:
-    compose_conf = (MOSQUITTO / "compose.conf").read_text()
-    assert _tuning(compose_conf) == _tuning((MOSQUITTO / "mosquitto.conf").read_text())
-    directives = dict(
-        line.split(None, 1) for line in compose_conf.splitlines() if line and line[0] != "#"
+def _directives(path: Path) -> dict[str, str]:
+    return dict(
+        line.split(None, 1) for line in path.read_text().splitlines() if line and line[0] != "#"
     )
+
+
+def test_the_broker_runs_the_shipped_configuration_with_its_password_file_and_acl(
+    compose: dict[str, Any],
+) -> None:
+    mounts = {
+        target: source for service, source, target in bind_mounts(compose) if service == "mosquitto"
+    }
+    assert mounts["/mosquitto/config/mosquitto.conf"] == "./deploy/mosquitto/mosquitto.conf"
+    directives = _directives(MOSQUITTO / "mosquitto.conf")
+    assert mounts[directives["password_file"]] == "./deploy/mosquitto/passwd"
+    assert mounts[directives["acl_file"]] == "./deploy/mosquitto/acl"
     assert directives["allow_anonymous"] == "false"
-    assert directives["password_file"] == "/mosquitto/config/passwd"
-    assert directives["acl_file"] == "/mosquitto/config/acl"
+    assert directives["use_username_as_clientid"] == "true"
+    data = directives["persistence_location"].rstrip("/")
+    assert f"mosquitto-data:{data}" in compose["services"]["mosquitto"]["volumes"]
     assert int(directives["max_queued_messages"]) > 1000
 
 
-def test_every_broker_user_of_the_stack_has_a_password_and_an_acl(
-    compose: dict[str, Any],
-) -> None:
+def _broker_logins(compose: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """service -> (user, client id it asks for) of every service that connects to the broker."""
+    from calstream.demo.simulate import CLIENT_ID as SIMULATOR_CLIENT_ID
+    from calstream.settings import Settings
+
+    logins = {}
+    for name, service in compose["services"].items():
+        environment = service.get("environment", {})
+        user = environment.get("CALSTREAM_MQTT_USERNAME")
+        if user is None:
+            continue
+        command = service.get("command", ["run"])[0]
+        client_id = {
+            "run": environment.get(
+                "CALSTREAM_CLIENT_ID", Settings.model_fields["client_id"].default
+            ),
+            "ingest": environment.get("CALSTREAM_INGEST_CLIENT_ID"),
+            "simulate": SIMULATOR_CLIENT_ID,
+        }[command]
+        logins[name] = (user, client_id)
+    health = " ".join(compose["services"]["mosquitto"]["healthcheck"]["test"])
+    logins["mosquitto (health check)"] = (re.findall(r" -u (\S+)", health)[0], "")
+    return logins
+
+
+def test_every_broker_login_of_the_stack_is_a_user_of_its_own(compose: dict[str, Any]) -> None:
+    """The broker uses the user name as the client id: two services sharing a user would
+    drop each other's connection, and a user named after a component's client id keeps the
+    logs and the documentation in one vocabulary."""
     passwd_users = {
         line.split(":", 1)[0]
         for line in (MOSQUITTO / "passwd").read_text().splitlines()
@@ -182,9 +215,15 @@ def test_every_broker_user_of_the_stack_has_a_password_and_an_acl(
     }
     acl_users = set(re.findall(r"^user (\S+)$", (MOSQUITTO / "acl").read_text(), re.MULTILINE))
     assert passwd_users == acl_users
-    for name, service in compose["services"].items():
-        user = service.get("environment", {}).get("CALSTREAM_MQTT_USERNAME")
-        if user is not None:
-            assert user in passwd_users, f"{name} logs in as unknown {user}"
+    logins = _broker_logins(compose)
+    assert set(logins) == {
+        "calstream", "simulator", "calstream-ingest-1", "calstream-ingest-2",
+        "mosquitto (health check)",
+    }  # fmt: skip
+    users = [user for user, _ in logins.values()]
+    assert len(users) == len(set(users)), logins
+    for name, (user, client_id) in logins.items():
+        assert user in passwd_users, f"{name} logs in as unknown {user}"
+        assert client_id in ("", user), f"{name} asks for client id {client_id}, is {user}"
     for line in (MOSQUITTO / "passwd").read_text().splitlines():
         assert line.split(":", 1)[1].startswith("$7$"), "passwords are stored hashed (PBKDF2)"

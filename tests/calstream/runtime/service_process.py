@@ -35,20 +35,24 @@ def stored(db: Path) -> int:
 
 
 class Run:
-    """`python -m calstream run` with its settings in the environment, logging to a file."""
+    """`python -m calstream run` with its settings in the environment, logging to a file.
+
+    ``broker`` None: no CALSTREAM_BROKER, the default path (`calstream run` starts its own).
+    """
 
     def __init__(
         self,
-        broker: LocalMosquitto,
+        broker: LocalMosquitto | None,
         folder: Path,
         client_id: str = "calstream-under-test",
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.db = folder / "calstream.sqlite"
         self.journal = folder / "journal"
+        inherited = {k: v for k, v in os.environ.items() if k != "CALSTREAM_BROKER"}
         self.env = {
-            **os.environ,
-            "CALSTREAM_BROKER": broker.url,
+            **inherited,
+            **({"CALSTREAM_BROKER": broker.url} if broker is not None else {}),
             "CALSTREAM_DB": str(self.db),
             "CALSTREAM_WORK_DIR": str(folder),
             "CALSTREAM_JOURNAL_DIR": str(self.journal),
@@ -60,6 +64,8 @@ class Run:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        """Start the process; returns once it logged that it runs (a restart: once more)."""
+        runs_before = self.log.read_bytes().count(b"calstream running") if self.log.exists() else 0
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "calstream", "run", "--report-every", "1"],
@@ -67,9 +73,9 @@ class Run:
                 stdout=log,
                 stderr=log,
             )
-        assert wait_for(lambda: b"calstream running" in self.log.read_bytes(), 30), (
-            self.log.read_text()
-        )
+        assert wait_for(
+            lambda: self.log.read_bytes().count(b"calstream running") > runs_before, 30
+        ), self.log.read_text()
 
     def signal(self, signum: int) -> int:
         assert self.process is not None
