@@ -3,7 +3,8 @@
 - ``mosquitto``: Debian's mosquitto started from ``deploy/mosquitto/mosquitto.conf``'s tuning
   (persistence, queue limits, in-flight window) on a free port of 127.0.0.1 with a temporary
   persistence folder and anonymous access. ``make test`` installs it when missing.
-- ``amqtt_broker``: the embedded broker calstream runs by default.
+- ``amqtt_broker``: the in-process broker of `calstream demo` (and of `calstream run` with
+  ``CALSTREAM_EMBEDDED_BROKER=amqtt``).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def mosquitto(tmp_path: Path) -> Iterator[LocalMosquitto]:
 
 @pytest.fixture
 def amqtt_broker() -> Iterator[Broker]:
-    """The embedded amqtt broker calstream runs when no broker is configured."""
+    """The in-process amqtt broker `calstream demo` runs when no broker is configured."""
     embedded = EmbeddedBroker()
     embedded.start()
     try:
