@@ -22,7 +22,10 @@ drawing against the classes)::
     ├── ProcessingError             stream_processors: state or records cannot be processed
     │   └── StateCodecError         a document is not a state, reading or calibration of the codec
     ├── StorageError                storage: a store cannot be opened, written or read
-    │   └── SchemaVersionError      the database has another schema version (refused, untouched)
+    │   ├── SchemaVersionError      the database has another schema version (refused, untouched)
+    │   └── LocalQueueError         a local queue's file cannot be opened, written or read
+    │       ├── LocalQueueFull      the entry does not fit under max_bytes: refused, none dropped
+    │       └── LocalQueueVersionError  another layout or entry format (refused, untouched)
     ├── EdgeSimError                edge_sim: the simulated gateways failed
     │   └── PublishError            the broker could not be reached or did not take a message
     │       ├── ConnectError        no CONNACK within the timeout, or the connection was refused

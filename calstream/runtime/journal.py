@@ -14,7 +14,11 @@ not fit is refused (:class:`JournalFull`) and the pipeline falls back to back-pr
 acknowledging; the broker keeps the messages).
 
 File: ``journal.sqlite`` in the journal folder (``CALSTREAM_JOURNAL_DIR``, default
-``<work_dir>/journal``). Each entry is one row holding a batch in the format below.
+``<work_dir>/journal``), a :class:`storage.local_queue.LocalQueue` (its layout, durability and
+bound are that module's): each entry holds one batch in the format below, its readings as the
+entry's items and the arrival of its oldest message as the entry's time. A journal written before
+the journal was such a queue (its ``entries`` table without a layout version) is upgraded when
+opened, its entries kept in order.
 
 Entry format, version 1 (:data:`JOURNAL_FORMAT`): UTF-8 JSON, one object per batch::
 
@@ -34,8 +38,8 @@ entry of an unknown version is never guessed at: opening the journal raises
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +50,7 @@ from metrology.batch import OutputBatch
 from metrology.health import Status
 from metrology.reading import Reading
 from metrology.wire import DeadLetter, RejectReason
+from storage.local_queue import LegacyTable, LocalQueue, LocalQueueError, LocalQueueFull
 
 __all__ = [
     "JOURNAL_FILE",
@@ -61,16 +66,6 @@ __all__ = [
 
 JOURNAL_FORMAT = 1
 JOURNAL_FILE = "journal.sqlite"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS entries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    format INTEGER NOT NULL,
-    readings INTEGER NOT NULL,
-    received_at REAL NOT NULL,
-    body BLOB NOT NULL
-)
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,112 +222,79 @@ def _batch_of(document: dict[str, Any]) -> OutputBatch:
 
 # --- the journal file -----------------------------------------------------------------------
 
+_TODAYS_TABLE = LegacyTable("entries", "id, format, '', readings, received_at, body")
+"""The journal's table before it was a :class:`~storage.local_queue.LocalQueue` (upgraded on
+opening): ``entries (id, format, readings, received_at, body)``."""
+
+
+@contextmanager
+def _journal_errors() -> Iterator[None]:
+    """The local queue's errors as the journal's (the pipeline and the service handle those)."""
+    try:
+        yield
+    except LocalQueueFull as exc:
+        raise JournalFull(str(exc)) from exc
+    except LocalQueueError as exc:
+        raise JournalError(str(exc)) from exc
+
 
 class Journal:
-    """An on-disk FIFO of encoded batches, bounded by ``max_bytes`` of entries.
+    """An on-disk FIFO of encoded batches, bounded by ``max_bytes`` of entries: a
+    :class:`~storage.local_queue.LocalQueue` of entries in format :data:`JOURNAL_FORMAT` (its
+    key unused, its items the batch's readings, its time the batch's ``received_at``).
 
-    One writer (the pipeline's writing thread); :attr:`depth` may be read from any thread.
+    Safe from any thread (the queue's own lock): the pipeline's writer appends, its replay
+    thread reads and removes, metrics read :attr:`depth`.
     """
 
     def __init__(self, folder: Path, max_bytes: int) -> None:
-        if max_bytes <= 0:
-            raise ValueError(f"max_bytes must be positive, got {max_bytes}")
         self.path = folder / JOURNAL_FILE
-        self.max_bytes = max_bytes
-        self._lock = threading.Lock()
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                str(self.path), isolation_level=None, check_same_thread=False
+        with _journal_errors():
+            self._queue = LocalQueue(
+                self.path,
+                max_bytes,
+                entry_format=JOURNAL_FORMAT,
+                legacy=_TODAYS_TABLE,
+                name="journal",
             )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            # FULL: a commit is fsynced before it returns, so an acknowledged batch survives
-            # power loss, not only a crash of this process.
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute(_SCHEMA)
-            batches, readings, size, formats = self._conn.execute(
-                "SELECT count(*), coalesce(sum(readings), 0), coalesce(sum(length(body)), 0), "
-                "group_concat(DISTINCT format) FROM entries"
-            ).fetchone()
-        except (OSError, sqlite3.Error) as exc:
-            raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
-        if formats is not None and formats != str(JOURNAL_FORMAT):
-            self._conn.close()
-            raise JournalError(
-                f"journal {self.path} holds entries of format {formats}; this version reads "
-                f"format {JOURNAL_FORMAT} only (left untouched)"
-            )
-        self._batches, self._readings, self._bytes = int(batches), int(readings), int(size)
+
+    @property
+    def max_bytes(self) -> int:
+        return self._queue.max_bytes
 
     @property
     def depth(self) -> JournalDepth:
-        return JournalDepth(self._batches, self._readings, self._bytes)
+        depth = self._queue.depth
+        return JournalDepth(depth.entries, depth.items, depth.bytes)
 
     @property
     def empty(self) -> bool:
-        return self._batches == 0
+        return self._queue.empty
 
     def fits(self, size: int) -> bool:
         """Whether an entry of ``size`` encoded bytes can be appended under ``max_bytes``."""
-        return self._bytes + size <= self.max_bytes
+        return self._queue.fits(size)
 
     def append(self, body: bytes, readings: int, received_at: float) -> None:
         """Append an encoded batch (:func:`encode_batch`); on return it is on disk.
 
         Raises :class:`JournalFull` (nothing written) when it does not fit under ``max_bytes``.
         """
-        size = len(body)
-        if not self.fits(size):
-            raise JournalFull(
-                f"journal {self.path} holds {self._bytes} bytes; a batch of {size} bytes "
-                f"would exceed its {self.max_bytes} bytes"
-            )
-        with self._lock:
-            try:
-                self._conn.execute(
-                    "INSERT INTO entries (format, readings, received_at, body) VALUES (?, ?, ?, ?)",
-                    (JOURNAL_FORMAT, readings, received_at, body),
-                )
-            except sqlite3.Error as exc:
-                raise JournalError(f"cannot append to journal {self.path}: {exc}") from exc
-            self._batches += 1
-            self._readings += readings
-            self._bytes += size
+        with _journal_errors():
+            self._queue.append(body, items=readings, at=received_at)
 
     def oldest(self) -> JournalEntry | None:
         """The oldest entry, decoded (one entry in memory at a time), or None when empty."""
-        with self._lock:
-            try:
-                row = self._conn.execute(
-                    "SELECT id, readings, received_at, body FROM entries ORDER BY id LIMIT 1"
-                ).fetchone()
-            except sqlite3.Error as exc:
-                raise JournalError(f"cannot read journal {self.path}: {exc}") from exc
-        if row is None:
+        with _journal_errors():
+            entry = self._queue.oldest()
+        if entry is None:
             return None
-        entry_id, readings, received_at, body = row
-        return JournalEntry(entry_id, decode_batch(body), readings, received_at, len(body))
+        return JournalEntry(entry.id, decode_batch(entry.body), entry.items, entry.at, entry.size)
 
     def remove(self, entry: JournalEntry) -> None:
         """Delete an entry the store has taken (fsynced like an append)."""
-        with self._lock:
-            try:
-                deleted = self._conn.execute(
-                    "DELETE FROM entries WHERE id = ?", (entry.id,)
-                ).rowcount
-            except sqlite3.Error as exc:
-                raise JournalError(
-                    f"cannot remove entry {entry.id} from {self.path}: {exc}"
-                ) from exc
-            if deleted:
-                self._batches -= 1
-                self._readings -= entry.readings
-                self._bytes -= entry.size
-            if self._batches == 0:
-                # Give the disk back once drained: the file would otherwise keep its peak size.
-                self._conn.execute("VACUUM")
-                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        with _journal_errors():
+            self._queue.remove(entry.id)
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self._queue.close()

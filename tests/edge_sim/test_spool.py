@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections import defaultdict
@@ -14,9 +15,10 @@ from calstream.servers.mosquitto import LocalMosquitto
 from edge_sim.gateway import GatewayPublisher
 from edge_sim.simulator import FleetSimulator, GatewayBatch
 from edge_sim.spool import Spool, SpoolFull
+from ingest.decoders.json_v1 import decode
 from ingest.subscriber import DurableSubscriber
 from metrology.fleet import Fleet
-from metrology.wire import READINGS_SUBSCRIPTION, decode
+from metrology.wire import READINGS_SUBSCRIPTION
 
 pytestmark = pytest.mark.integration
 
@@ -48,6 +50,40 @@ def test_a_full_spool_refuses_and_drops_nothing(tmp_path: Path) -> None:
         spool.append("c", b"x" * 10, 1)
     assert [m.topic for m in spool.after(0, 10)] == ["a", "b"]
     spool.close()
+
+
+def test_a_spool_written_before_the_local_queue_opens_and_delivers_in_order(
+    tmp_path: Path,
+) -> None:
+    """A spool file as the spool wrote it before it was a local queue (its own table, WAL)."""
+    path = tmp_path / "spool.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "topic TEXT NOT NULL, payload BLOB NOT NULL, readings INTEGER NOT NULL)"
+    )
+    conn.executemany(
+        "INSERT INTO messages (topic, payload, readings) VALUES (?, ?, ?)",
+        [(f"t/{i}", b"p%d" % i * 4, i) for i in range(4)],
+    )
+    conn.execute("DELETE FROM messages WHERE id = 1")  # delivered before the gateway stopped
+    conn.close()
+
+    spool = Spool(path, max_bytes=1_000)
+    assert spool.depth.messages == 3 and spool.depth.readings == 6 and spool.depth.bytes == 24
+    assert [(m.id, m.topic, m.payload, m.readings) for m in spool.after(0, 10)] == [
+        (2, "t/1", b"p1p1p1p1", 1),
+        (3, "t/2", b"p2p2p2p2", 2),
+        (4, "t/3", b"p3p3p3p3", 3),
+    ]
+    assert spool.append("t/4", b"p4", 4) == 5  # behind what the old spool held
+    spool.remove([2, 3])
+    spool.close()
+    again = Spool(path, max_bytes=1_000)
+    assert [m.topic for m in again.after(0, 10)] == ["t/3", "t/4"]
+    assert again.depth.messages == 2 and again.depth.readings == 7 and again.depth.bytes == 10
+    again.close()
 
 
 # --- a real broker away and back ---------------------------------------------------------------

@@ -179,6 +179,84 @@ def test_an_unknown_format_is_refused_and_left_untouched(tmp_path: Path) -> None
         decode_batch(b"{nope")
 
 
+_JOURNAL_BEFORE_THE_LOCAL_QUEUE = """
+CREATE TABLE IF NOT EXISTS entries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    format INTEGER NOT NULL,
+    readings INTEGER NOT NULL,
+    received_at REAL NOT NULL,
+    body BLOB NOT NULL
+)
+"""
+
+
+def journal_written_the_old_way(folder: Path, rows: list[tuple[int, int, float, bytes]]) -> Path:
+    """A journal file as the journal wrote it before it was a local queue: its own table, WAL."""
+    folder.mkdir(parents=True)
+    path = folder / JOURNAL_FILE
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(_JOURNAL_BEFORE_THE_LOCAL_QUEUE)
+    conn.executemany(
+        "INSERT INTO entries (format, readings, received_at, body) VALUES (?, ?, ?, ?)", rows
+    )
+    conn.execute("DELETE FROM entries WHERE id = 1")  # replayed before the journal was closed
+    conn.close()
+    return path
+
+
+def test_a_journal_written_before_the_local_queue_opens_and_replays_in_order(
+    example_fleet: Fleet, tmp_path: Path
+) -> None:
+    batch = processed_batch(example_fleet, tmp_path)
+    empty = encode_batch(OutputBatch())
+    full = encode_batch(batch)
+    journal_written_the_old_way(
+        tmp_path / "j",
+        [(1, 9, 5.0, empty), (1, len(batch.readings), 10.0, full), (1, 0, 20.0, empty)],
+    )
+    journal = Journal(tmp_path / "j", max_bytes=10_000_000)
+    assert journal.depth.batches == 2
+    assert journal.depth.readings == len(batch.readings)
+    assert journal.depth.bytes == len(full) + len(empty)
+    first = journal.oldest()
+    assert first is not None
+    assert (first.id, first.received_at, first.readings, first.size) == (
+        2, 10.0, len(batch.readings), len(full),
+    )  # fmt: skip
+    assert first.batch.readings == batch.readings
+    assert first.batch.snapshots == batch.snapshots
+    assert first.batch.changes == batch.changes
+    assert first.batch.dead_letters == batch.dead_letters
+    journal.remove(first)
+    journal.append(empty, 0, 30.0)  # new batches go behind what the old journal held
+    journal.close()
+
+    reopened = Journal(tmp_path / "j", max_bytes=10_000_000)
+    seen = []
+    while (entry := reopened.oldest()) is not None:
+        seen.append((entry.id, entry.received_at))
+        reopened.remove(entry)
+    assert seen == [(3, 20.0), (4, 30.0)]
+    assert reopened.depth.batches == reopened.depth.readings == reopened.depth.bytes == 0
+    reopened.close()
+
+
+def test_a_journal_written_before_the_local_queue_with_an_unknown_format_is_left_untouched(
+    tmp_path: Path,
+) -> None:
+    body = encode_batch(OutputBatch())
+    path = journal_written_the_old_way(
+        tmp_path / "j", [(1, 0, 0.0, body), (1, 1, 1.0, body), (2, 1, 2.0, body)]
+    )
+    before = path.read_bytes()
+    with pytest.raises(JournalError, match="format 2"):
+        Journal(tmp_path / "j", max_bytes=10_000)
+    assert path.read_bytes() == before
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*), min(readings) FROM entries").fetchone() == (2, 1)
+
+
 # --- a store outage through a real broker ------------------------------------------------------
 
 
