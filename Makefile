@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
-test-servers: ## Debian packages of the servers the tests start (mosquitto)
+test-servers: ## The servers the tests start: Debian packages, and Apache Kafka's jars from Maven Central
 	scripts/install-test-servers.sh
 
 lint: install

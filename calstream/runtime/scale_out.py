@@ -14,9 +14,13 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_fixed
+
+from calstream.errors import ServiceError
 from calstream.settings import Settings, broker_address
 from calstream.wiring import admission_for, policy_for, read_fleet, store_for
 from ingest.forward_sinks import KafkaUnavailable, forward_sink_for
@@ -28,7 +32,7 @@ from stream_processors.routing import readings_records
 if TYPE_CHECKING:  # Faust is imported by the worker only: a forwarder does not need it
     from stream_processors.faust_app import CalstreamFaust
 
-__all__ = ["KafkaUnavailable", "check_kafka", "run_ingest", "worker_app"]
+__all__ = ["KafkaUnavailable", "check_kafka", "declare_topics", "run_ingest", "worker_app"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,88 @@ def check_kafka(bootstrap: str, timeout_s: float = 10.0) -> None:
         ) from exc
 
 
+def declare_topics(
+    settings: Settings, changelogs: Sequence[str] = (), timeout_s: float = 30.0
+) -> None:
+    """Create the readings, calibrations and dead-letters topics, and the worker's table
+    ``changelogs``, where missing.
+
+    Each gets ``CALSTREAM_TOPIC_PARTITIONS`` partitions and three replicas, or one per broker on
+    a smaller cluster; calibrations and changelogs are compacted. Left to itself, Kafka creates a
+    topic on its first use with the broker's default partition count: a worker then refuses a
+    readings topic whose partitions differ from its tables' changelogs (Faust's
+    ``PartitionsMismatch``), and a calibrations topic that is not there when a worker subscribes
+    is never read by it. Faust creates the changelogs itself, but just before its consumer joins
+    the group: when the new global table's changelog is not yet in that consumer's metadata,
+    faust-streaming 0.15's assignor fails (KeyError) and the worker never gets a partition.
+    A readings, calibrations or changelog topic that already exists with another partition count
+    raises :class:`ServiceError`: the count cannot be lowered, and raising it moves instruments
+    to other partitions (docs/scaling.md).
+    """
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+    partitions = settings.topic_partitions
+    compacted = {"cleanup.policy": "compact"}
+    configs: dict[str, dict[str, str]] = {
+        settings.topic_readings: {},
+        settings.topic_calibrations: compacted,
+        settings.topic_dead_letters: {},
+        **dict.fromkeys(changelogs, compacted),
+    }
+    keyed = {settings.topic_readings, settings.topic_calibrations, *changelogs}
+
+    async def declare() -> dict[str, int]:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=int(timeout_s * 1e3)
+        )
+        await admin.start()
+        try:
+            replicas = min(3, len((await admin.describe_cluster())["brokers"]))
+            response = await admin.create_topics(
+                [NewTopic(t, partitions, replicas, topic_configs=c) for t, c in configs.items()]
+            )
+            existing = []
+            for topic, code, message in response.topic_errors:
+                if code == TopicAlreadyExistsError.errno:
+                    existing.append(topic)
+                elif code != 0:
+                    raise ServiceError(f"Kafka refused to create topic {topic}: {message} ({code})")
+            # A topic another process has just created may not be in this broker's metadata
+            # yet (no partitions, an error code): asked again until it is.
+            async for attempt in AsyncRetrying(
+                retry=retry_if_result(lambda counts: 0 in counts.values()),
+                wait=wait_fixed(0.2),
+                stop=stop_after_delay(timeout_s),
+                retry_error_callback=lambda state: state.outcome.result(),
+            ):
+                with attempt:
+                    described = await admin.describe_topics([t for t in existing if t in keyed])
+                    counts = {
+                        t["topic"]: len(t["partitions"]) if t["error_code"] == 0 else 0
+                        for t in described
+                    }
+                if not attempt.retry_state.outcome.failed:
+                    attempt.retry_state.set_result(counts)
+            return counts
+        finally:
+            await admin.close()
+
+    try:
+        counts = asyncio.run(declare())
+    except KafkaError as exc:
+        raise KafkaUnavailable(
+            f"Kafka at {settings.kafka_bootstrap} (CALSTREAM_KAFKA) did not answer while the "
+            f"topics were declared: {type(exc).__name__}: {exc}"
+        ) from exc
+    for topic, count in counts.items():
+        if count != partitions:
+            raise ServiceError(
+                f"Kafka topic {topic} has {count} partitions, CALSTREAM_TOPIC_PARTITIONS says "
+                f"{partitions}: set it to {count}, or use new topic names"
+            )
+
+
 def ingest_client_id(settings: Settings) -> str:
     return settings.ingest_client_id or f"calstream-ingest-{socket.gethostname()}"
 
@@ -68,6 +154,9 @@ def run_ingest(
         raise ValueError("calstream ingest needs CALSTREAM_BROKER (mqtt://host:port)")
     fleet = read_fleet(settings.fleet_path)
     client_id = ingest_client_id(settings)
+    if sink_url == "kafka":
+        check_kafka(settings.kafka_bootstrap)
+        declare_topics(settings)
     sink = forward_sink_for(
         sink_url,
         kafka=settings.kafka_bootstrap,
@@ -136,6 +225,9 @@ def run_worker(settings: Settings) -> None:
 
     check_kafka(settings.kafka_bootstrap)
     engine = worker_app(settings)
+    declare_topics(
+        settings, [table.changelog_topic.get_topic_name() for table in engine.app.tables.values()]
+    )
     log.warning(
         "calstream worker: Kafka %s, topic %s (%d partitions), tables in %s",
         settings.kafka_bootstrap, settings.topic_readings, settings.topic_partitions,
