@@ -1,1 +1,1 @@
-"""MQTT ingest: durable subscription, decoding (metrology.wire), admission, dead letters."""
+"""MQTT ingest: durable subscription, decoders per wire format, admission, intake, dead letters."""

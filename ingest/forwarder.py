@@ -1,11 +1,11 @@
 """The ingest forwarder: shared MQTT subscription in, validated readings out to Kafka.
 
-Several forwarders run side by side as members of one MQTT 5 shared subscription; each decodes
-and admits its messages exactly as the embedded pipeline does (:func:`metrology.wire.decode`,
-:class:`ingest.admission.Admission`), turns bad input into dead letters with their reason, and
-forwards the admitted readings as the records ``to_records`` makes of each message's readings
-(the composition root passes the Faust workers' keying,
-:func:`stream_processors.routing.readings_records`: one record per key and message). The MQTT
+Several forwarders run side by side as members of one MQTT 5 shared subscription; each takes
+its messages through the same intake step as the embedded pipeline (:mod:`ingest.intake`:
+decode, admit, bad input into dead letters with their reason), and forwards the admitted
+readings as the records ``to_records`` makes of each message's readings (the composition root
+passes the Faust workers' keying, :func:`stream_processors.routing.readings_records`: one
+record per key and message). The MQTT
 messages of a batch are acknowledged only once the sink has made the batch durable; a crash
 before that leaves them with the broker, which sends them again.
 
@@ -28,9 +28,10 @@ from tenacity import Retrying, retry_if_exception_type, wait_random_exponential
 
 from ingest.admission import Admission
 from ingest.forward_sinks import ForwardSink, SinkUnavailable
+from ingest.intake import take_batch
 from ingest.subscriber import DurableSubscriber, InboundMessage
 from metrology.reading import Reading
-from metrology.wire import DeadLetter, dead_letters_of, decode
+from metrology.wire import DeadLetter
 
 __all__ = ["Forwarder", "ForwarderCounters", "dead_letter_record"]
 
@@ -84,26 +85,19 @@ class Forwarder:
 
     def prepare(self, messages: list[InboundMessage]) -> tuple[Records, Records]:
         """The records and dead letters of a batch (pure of I/O)."""
-        now = self._clock()
+        intake = take_batch(self.admission, messages, self._clock())
         counters = self.counters
+        counters.messages += len(messages)
+        counters.received += intake.received
+        counters.forwarded += intake.accepted
+        counters.rejected += intake.rejected
+        counters.rejected_by_reason.update(intake.rejected_by_reason)
         records: Records = []
-        dead: Records = []
-        for message in messages:
-            readings, rejections = self.admission.admit(decode(message.topic, message.payload), now)
-            counters.messages += 1
-            counters.received += len(readings)
-            counters.forwarded += len(readings)
-            if readings:
-                records.extend(self.to_records(readings))
-            for letter in dead_letters_of(
-                message.topic, message.payload, message.received_at, rejections
-            ):
-                counters.received += letter.count
-                counters.rejected += letter.count
-                counters.rejected_by_reason[letter.reason.value] += letter.count
-                dead.append(dead_letter_record(letter))
+        for taken in intake.taken:
+            if taken.readings:
+                records.extend(self.to_records(taken.readings))
         counters.records += len(records)
-        return records, dead
+        return records, [dead_letter_record(letter) for letter in intake.dead_letters]
 
     def run_once(self, timeout: float = 0.2) -> int:
         """Forward one batch if messages arrive within ``timeout``; returns messages handled.

@@ -9,6 +9,8 @@ A fleet file (YAML, read at the edges) is validated here into domain values. Sha
         name: ACME Precision Parts
         kind: manufacturer                # or calibration_provider (with clients: [...])
         decision_rule: guard_band_u       # optional: simple | guard_band_u | risk:0.025
+        shared_gateways: false            # optional: true admits an instrument's readings from
+                                          # any gateway of its site (redundant gateways)
         interval_policy:                  # optional ILAC-G24 staircase (these are the defaults)
           {lengthen_below: 0.8, lengthen_factor: 1.25, shorten_factor: 0.5,
            min_days: 30, max_days: 1826}
@@ -58,7 +60,13 @@ from metrology.audit import Amendment
 from metrology.calibration import CalibrationHistory, CalibrationRecord, Correction
 from metrology.conformity import DecisionRule
 from metrology.errors import CalibrationError, FleetError, UnitError
-from metrology.instrument import InstrumentSpec, ReferenceKind, ReferenceRelation, Tolerance
+from metrology.instrument import (
+    InstrumentSpec,
+    MeasuringRange,
+    ReferenceKind,
+    ReferenceRelation,
+    Tolerance,
+)
 from metrology.intervals import StaircasePolicy
 from metrology.timebase import to_epoch
 from metrology.units import check_unit
@@ -219,6 +227,9 @@ class _Tenant(BaseModel):
     """The conformity decision rule for the tenant's instruments (an instrument may override)."""
     interval_policy: _IntervalPolicy | None = None
     """The calibration-interval staircase for the tenant's instruments (likewise)."""
+    shared_gateways: bool = False
+    """The tenant's gateways share instruments: a reading is admitted from any gateway of the
+    instrument's site (by default only from the gateway it is registered with)."""
     sites: list[_Site] = []
 
 
@@ -243,16 +254,6 @@ class Site:
     tenant: str
     site_id: str
     name: str
-
-
-@dataclass(frozen=True, slots=True)
-class MeasuringRange:
-    low: float
-    high: float
-
-    @property
-    def span(self) -> float:
-        return self.high - self.low
 
 
 @dataclass(frozen=True)
@@ -336,6 +337,7 @@ def load_fleet(document: Mapping[str, Any]) -> Fleet:
                 except UnitError as exc:
                     raise FleetError(f"{where}: {exc}") from exc
                 lower, upper = item.tolerance.limits()
+                measuring_range = MeasuringRange(item.range.low, item.range.high)
                 instruments[item.id] = InstrumentSpec(
                     instrument_id=item.id,
                     tenant=tenant.id,
@@ -355,8 +357,10 @@ def load_fleet(document: Mapping[str, Any]) -> Fleet:
                     interval_policy=_interval_policy(
                         item.interval_policy or tenant.interval_policy
                     ),
+                    measuring_range=measuring_range,
+                    shared_gateways=tenant.shared_gateways,
                 )
-                ranges[item.id] = MeasuringRange(item.range.low, item.range.high)
+                ranges[item.id] = measuring_range
                 calibrations[item.id] = _history(item, where)
     for tenant_id, tenant_value in tenants.items():
         unknown = [c for c in tenant_value.clients if c not in tenants]

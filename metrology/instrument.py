@@ -1,4 +1,4 @@
-"""What the registry knows about an instrument: its measurand, unit, tolerance and reference."""
+"""What the registry knows about an instrument: its measurand, unit, range, tolerance, reference."""
 
 from __future__ import annotations
 
@@ -62,6 +62,35 @@ class Tolerance:
         return max(sides) if sides else float("inf")
 
 
+PLAUSIBLE_MARGIN_SPANS = 1.0
+"""How far beyond its measuring range a value is still taken as an indication, in spans."""
+
+
+@dataclass(frozen=True, slots=True)
+class MeasuringRange:
+    """The registered measuring range, in the instrument's registered unit."""
+
+    low: float
+    high: float
+
+    @property
+    def span(self) -> float:
+        return self.high - self.low
+
+    @property
+    def plausible(self) -> tuple[float, float]:
+        """The values an indication (or a reference value) of the instrument may take.
+
+        The measuring range widened by :data:`PLAUSIBLE_MARGIN_SPANS` spans on each side
+        (0..16 bar: -16..32 bar). Beyond it a value is no indication of this instrument (a
+        wrong unit, a broken channel, a hostile gateway): ingest refuses it rather than store
+        it, so that statistics and drift fits never see it. Transmitters saturate and signal
+        faults (NAMUR NE 43: 3.6 mA and 21 mA on a 4-20 mA loop) well inside this band.
+        """
+        margin = PLAUSIBLE_MARGIN_SPANS * self.span
+        return self.low - margin, self.high + margin
+
+
 @dataclass(frozen=True, slots=True)
 class InstrumentSpec:
     """One instrument as registered: identity, place, measurand, unit, tolerance, reference."""
@@ -80,3 +109,8 @@ class InstrumentSpec:
     """The conformity decision rule set for this instrument or its tenant (None: the default)."""
     interval_policy: StaircasePolicy | None = None
     """The ILAC-G24 staircase set for this instrument or its tenant (None: the default)."""
+    measuring_range: MeasuringRange | None = None
+    """The registered measuring range (None: unknown; ingest then checks only finiteness)."""
+    shared_gateways: bool = False
+    """Readings are admitted from any gateway of the instrument's site, not only ``gateway``
+    (the tenant's ``shared_gateways`` option, for redundant gateways sharing instruments)."""

@@ -17,7 +17,9 @@ Payload v1 is one JSON object carrying a batch of readings::
 standard uncertainty, in the reading's unit). Timestamps are ISO 8601 in UTC (``Z`` or
 ``+00:00``). ``docs/wire-contract.md`` has the full reference.
 
-Decoding is strict and never raises on input: every reading is either returned as a
+This module is what gateways and ingest share: topics, limits, the refusal reasons, dead
+letters and the encoding. Decoding lives with ingest (:mod:`ingest.decoders`, one module per
+wire format); it is strict and never raises on input: every reading is either returned as a
 :class:`~metrology.reading.Reading` or rejected with a :class:`Rejection` naming a precise
 :class:`RejectReason`. One bad reading does not reject the other readings of its message.
 """
@@ -29,14 +31,8 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, NotRequired
-
-import pydantic_core
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, with_config
-from pydantic_core import core_schema
-from typing_extensions import TypedDict
+from typing import Any
 
 from metrology.assessment import StatusChange
 from metrology.reading import Reading
@@ -56,11 +52,15 @@ MAX_SEQUENCE = 2**63 - 1
 
 
 class RejectReason(StrEnum):
-    """Why an input was refused. Each value is stored with the dead letter and counted."""
+    """Why an input was refused. Each value is stored with the dead letter and counted.
+
+    ``docs/wire-contract.md`` has the table of every reason and what it means.
+    """
 
     OVERSIZED_PAYLOAD = "oversized_payload"
     MALFORMED_JSON = "malformed_json"
     NOT_AN_OBJECT = "not_an_object"
+    DUPLICATE_KEY = "duplicate_key"
     UNSUPPORTED_VERSION = "unsupported_version"
     BAD_TOPIC = "bad_topic"
     TENANT_MISMATCH = "tenant_mismatch"
@@ -77,10 +77,18 @@ class RejectReason(StrEnum):
     TIMESTAMP_NOT_UTC = "timestamp_not_utc"
     TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
     UNKNOWN_INSTRUMENT = "unknown_instrument"
+    """Not registered for the topic's tenant (whether it exists elsewhere is not told)."""
     INSTRUMENT_ELSEWHERE = "instrument_elsewhere"
+    """Registered for the topic's tenant, at another site."""
+    GATEWAY_MISMATCH = "gateway_mismatch"
+    """Registered at the topic's site with another gateway (and gateways do not share)."""
     UNKNOWN_UNIT = "unknown_unit"
     UNIT_NOT_CONVERTIBLE = "unit_not_convertible"
+    IMPLAUSIBLE_VALUE = "implausible_value"
+    """Outside the instrument's plausible range (its measuring range widened by one span)."""
     DUPLICATE_SEQUENCE = "duplicate_sequence"
+    INTAKE_ERROR = "intake_error"
+    """Decoding or admission raised what it did not foresee (a defect, logged once per type)."""
     PROCESSING_ERROR = "processing_error"
     """Valid input the processing step failed on (a defect, logged with its traceback)."""
 
@@ -168,226 +176,6 @@ def parse_topic(topic: str) -> Topic | Rejection:
                 RejectReason.BAD_TOPIC, f"topic {name} {part!r} is not a valid identifier"
             )
     return Topic(parts[2], parts[3], parts[4])
-
-
-# --- payload models (pydantic validates in Rust: about 2 us per reading on this machine) ---
-
-
-class _UtcTime(datetime):
-    """An ISO 8601 timestamp whose UTC offset is zero (checked inside pydantic-core)."""
-
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> core_schema.CoreSchema:
-        return core_schema.datetime_schema(tz_constraint=0)
-
-
-_Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
-_STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
-
-# Readings validate into TypedDicts rather than models: pydantic-core builds plain dicts in Rust,
-# which makes decoding about a third cheaper than building a model per reading.
-
-
-@with_config(_STRICT)
-class ReferenceV1(TypedDict):
-    value: float
-    u: Annotated[float, Field(ge=0.0)]
-
-
-@with_config(_STRICT)
-class ReadingV1(TypedDict):
-    instrument: _Identifier
-    ts: _UtcTime
-    value: float
-    unit: Annotated[str, Field(min_length=1, max_length=32)]
-    seq: Annotated[int, Field(ge=0, le=MAX_SEQUENCE)]
-    reference: NotRequired[ReferenceV1 | None]
-
-
-class _EnvelopeFields(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-    v: Literal[1]
-    tenant: _Identifier
-    site: _Identifier
-    gateway: _Identifier
-
-
-class BatchV1(_EnvelopeFields):
-    readings: Annotated[list[ReadingV1], Field(min_length=1, max_length=MAX_READINGS_PER_MESSAGE)]
-
-
-class _LooseBatch(_EnvelopeFields):
-    readings: list[Any]
-
-
-_BATCH = TypeAdapter(BatchV1)
-_READING = TypeAdapter(ReadingV1)
-
-_ERROR_REASONS: dict[str, RejectReason] = {
-    "missing": RejectReason.MISSING_FIELD,
-    "extra_forbidden": RejectReason.UNEXPECTED_FIELD,
-    "finite_number": RejectReason.NOT_FINITE,
-    "string_pattern_mismatch": RejectReason.BAD_IDENTIFIER,
-    "string_too_long": RejectReason.BAD_IDENTIFIER,
-    "string_too_short": RejectReason.BAD_IDENTIFIER,
-    "timezone_aware": RejectReason.TIMESTAMP_NOT_UTC,
-    "timezone_offset": RejectReason.TIMESTAMP_NOT_UTC,
-    "greater_than_equal": RejectReason.OUT_OF_RANGE,
-    "less_than_equal": RejectReason.OUT_OF_RANGE,
-    "literal_error": RejectReason.UNSUPPORTED_VERSION,
-}
-
-
-def _reason_of(error: Any) -> RejectReason:
-    kind = str(error["type"])
-    if kind in _ERROR_REASONS:
-        return _ERROR_REASONS[kind]
-    if kind.startswith(("datetime", "date_", "time_")) and error["loc"][-1:] == ("ts",):
-        return RejectReason.BAD_TIMESTAMP
-    return RejectReason.WRONG_TYPE
-
-
-def _describe(exc: ValidationError, where: str = "") -> tuple[RejectReason, str]:
-    first = exc.errors(include_url=False)[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "payload"
-    got = first.get("input")
-    shown = excerpt_text(repr(got), 60) if got is not None and first["type"] != "missing" else ""
-    detail = f"{where}{loc}: {first['msg']}" + (f" (got {shown})" if shown else "")
-    more = exc.error_count() - 1
-    if more:
-        detail += f"; {more} more error(s)"
-    return _reason_of(first), detail
-
-
-_new_reading = tuple.__new__
-
-
-def _to_reading(topic: Topic, r: ReadingV1) -> Reading:
-    reference = r.get("reference")
-    return _new_reading(
-        Reading,
-        (
-            topic.tenant,
-            topic.site,
-            topic.gateway,
-            r["instrument"],
-            r["ts"].timestamp(),
-            r["value"],
-            r["unit"],
-            r["seq"],
-            None if reference is None else reference["value"],
-            None if reference is None else reference["u"],
-        ),
-    )
-
-
-def _check_source(topic: Topic, batch: _EnvelopeFields) -> Rejection | None:
-    if batch.tenant != topic.tenant:
-        return Rejection(
-            RejectReason.TENANT_MISMATCH,
-            f"payload tenant {batch.tenant!r} does not match topic tenant {topic.tenant!r}",
-        )
-    if (batch.site, batch.gateway) != (topic.site, topic.gateway):
-        return Rejection(
-            RejectReason.SOURCE_MISMATCH,
-            f"payload site/gateway {batch.site}/{batch.gateway} does not match topic "
-            f"{topic.site}/{topic.gateway}",
-        )
-    return None
-
-
-def decode(topic_name: str, payload: bytes) -> DecodedMessage:
-    """Decode and validate one message; never raises on input."""
-    topic = parse_topic(topic_name)
-    if isinstance(topic, Rejection):
-        return DecodedMessage(topic_name, [], [topic])
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        rejection = Rejection(
-            RejectReason.OVERSIZED_PAYLOAD,
-            f"payload of {len(payload)} bytes exceeds the limit of {MAX_PAYLOAD_BYTES} bytes",
-        )
-        return DecodedMessage(topic_name, [], [rejection])
-    try:
-        batch = _BATCH.validate_json(payload)
-    except ValidationError:
-        return _decode_slowly(topic_name, topic, payload)
-    mismatch = _check_source(topic, batch)
-    if mismatch is not None:
-        counted = Rejection(mismatch.reason, mismatch.detail, count=len(batch.readings))
-        return DecodedMessage(topic_name, [], [counted])
-    return DecodedMessage(topic_name, [_to_reading(topic, r) for r in batch.readings], [])
-
-
-def _decode_slowly(topic_name: str, topic: Topic, payload: bytes) -> DecodedMessage:
-    """The error path: find which part of the message is wrong and keep every good reading."""
-
-    def whole(reason: RejectReason, detail: str, count: int = 1) -> DecodedMessage:
-        return DecodedMessage(topic_name, [], [Rejection(reason, detail, count=max(count, 1))])
-
-    try:
-        document = pydantic_core.from_json(payload, allow_inf_nan=True)
-    except ValueError as exc:
-        return whole(RejectReason.MALFORMED_JSON, f"not valid JSON: {exc}")
-    if not isinstance(document, dict):
-        return whole(
-            RejectReason.NOT_AN_OBJECT,
-            f"payload is a JSON {type(document).__name__}, not an object",
-        )
-    raw_readings = document.get("readings")
-    count = len(raw_readings) if isinstance(raw_readings, list) else 1
-    if document.get("v") != PAYLOAD_VERSION:
-        return whole(
-            RejectReason.UNSUPPORTED_VERSION,
-            f"payload version {excerpt_text(repr(document.get('v')), 40)} is not supported "
-            f"(this decoder reads v={PAYLOAD_VERSION})",
-            count,
-        )
-    try:
-        envelope = _LooseBatch.model_validate(document)
-    except ValidationError as exc:
-        reason, detail = _describe(exc)
-        return whole(reason, detail, count)
-    mismatch = _check_source(topic, envelope)
-    if mismatch is not None:
-        return whole(mismatch.reason, mismatch.detail, count)
-    if not envelope.readings:
-        return whole(RejectReason.EMPTY_BATCH, "readings: the batch holds no reading")
-    if len(envelope.readings) > MAX_READINGS_PER_MESSAGE:
-        return whole(
-            RejectReason.TOO_MANY_READINGS,
-            f"readings: {len(envelope.readings)} readings exceed the limit of "
-            f"{MAX_READINGS_PER_MESSAGE} per message",
-            count,
-        )
-    readings: list[Reading] = []
-    rejections: list[Rejection] = []
-    for index, raw in enumerate(envelope.readings):
-        try:
-            # Round-trip through JSON so the reading is judged by exactly the strict JSON rules of
-            # the fast path (python-mode strictness would refuse ISO strings as datetimes).
-            model = _READING.validate_json(json.dumps(raw, allow_nan=True))
-        except ValidationError as exc:
-            reason, detail = _describe(exc, where=f"readings[{index}].")
-            rejections.append(
-                Rejection(reason, detail, _identifier_of(raw, "instrument"), _sequence_of(raw))
-            )
-            continue
-        readings.append(_to_reading(topic, model))
-    return DecodedMessage(topic_name, readings, rejections)
-
-
-def _identifier_of(raw: Any, key: str) -> str | None:
-    value = raw.get(key) if isinstance(raw, dict) else None
-    return excerpt_text(value, MAX_IDENTIFIER_LENGTH) if isinstance(value, str) else None
-
-
-def _sequence_of(raw: Any) -> int | None:
-    value = raw.get("seq") if isinstance(raw, dict) else None
-    return (
-        value
-        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEQUENCE
-        else None
-    )
 
 
 def excerpt_text(value: str, limit: int) -> str:

@@ -37,6 +37,7 @@ from calstream.runtime.journal import (
 )
 from calstream.runtime.observability import PipelineMetrics
 from ingest.admission import Admission
+from ingest.intake import take_batch
 from ingest.subscriber import DurableSubscriber, InboundMessage
 from metrology.assessment import HealthSnapshot, StatusChange
 from metrology.batch import OutputBatch
@@ -44,8 +45,6 @@ from metrology.wire import (
     DeadLetter,
     RejectReason,
     alerts_topic,
-    dead_letters_of,
-    decode,
     encode_status_change,
     readings_topic,
 )
@@ -153,32 +152,17 @@ class Pipeline:
         counters = self.counters
         now = self._clock()
         batch = OutputBatch()
-        admitted = []
+        intake = take_batch(self.admission, messages, now)
+        admitted = intake.readings
+        counters.messages += len(messages)
+        counters.received += intake.received
+        counters.accepted += intake.accepted
+        counters.rejected += intake.rejected
+        counters.rejected_by_reason.update(intake.rejected_by_reason)
+        counters.decode_s += intake.decode_s
+        counters.admit_s += intake.admit_s
+        batch.dead_letters.extend(intake.dead_letters)
         clock = time.perf_counter
-        decode_s = admit_s = 0.0
-        for message in messages:
-            started = clock()
-            decoded = decode(message.topic, message.payload)
-            decoded_at = clock()
-            readings, rejections = self.admission.admit(decoded, now)
-            admit_s += clock() - decoded_at
-            decode_s += decoded_at - started
-            admitted.extend(readings)
-            counters.messages += 1
-            counters.accepted += len(readings)
-            received = len(readings)
-            if rejections:
-                letters = dead_letters_of(
-                    message.topic, message.payload, message.received_at, rejections
-                )
-                for letter in letters:
-                    received += letter.count
-                    counters.rejected += letter.count
-                    counters.rejected_by_reason[letter.reason.value] += letter.count
-                batch.dead_letters.extend(letters)
-            counters.received += received
-        counters.decode_s += decode_s
-        counters.admit_s += admit_s
         started = clock()
         output = self.processor.process(admitted)
         for reading, error in output.failed:

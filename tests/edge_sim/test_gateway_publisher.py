@@ -14,9 +14,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge_sim.errors import ConnectError
 from edge_sim.gateway import GatewayPublisher
 from edge_sim.simulator import FleetSimulator, GatewayBatch
+from ingest.decoders.json_v1 import decode
 from metrology.fleet import Fleet
 from metrology.reading import Reading
-from metrology.wire import READINGS_SUBSCRIPTION, decode
+from metrology.wire import READINGS_SUBSCRIPTION
 
 pytestmark = pytest.mark.integration
 

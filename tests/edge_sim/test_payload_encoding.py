@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 import pytest
 
 from edge_sim.simulator import FleetSimulator
+from ingest.decoders.json_v1 import decode
 from metrology.fleet import Fleet
 from metrology.reading import Reading
 from metrology.timebase import iso
-from metrology.wire import decode, encode, readings_topic
+from metrology.wire import encode, readings_topic
 
 
 @pytest.fixture(scope="module")

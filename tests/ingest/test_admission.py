@@ -1,12 +1,20 @@
-"""Admission: registry checks, unit conversion with pint, timestamp plausibility, de-duplication."""
+"""Admission: registry checks, unit conversion, plausibility of times and values, de-duplication."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 
 from ingest.admission import Admission, AdmissionPolicy
 from ingest.sequence import SequenceWindow
-from metrology.instrument import InstrumentSpec, ReferenceKind, ReferenceRelation, Tolerance
+from metrology.instrument import (
+    InstrumentSpec,
+    MeasuringRange,
+    ReferenceKind,
+    ReferenceRelation,
+    Tolerance,
+)
 from metrology.reading import Reading
 from metrology.wire import DecodedMessage, RejectReason, readings_topic
 
@@ -33,6 +41,7 @@ INSTRUMENTS = {
     "PT-1": spec("PT-1", "kPa"),
     "TT-1": spec("TT-1", "degC"),
     "PT-9": spec("PT-9", "kPa", tenant="rival", site="south"),
+    "PT-5": spec("PT-5", "kPa", site="south"),
 }
 
 
@@ -75,7 +84,8 @@ def test_offset_units_convert_exactly() -> None:
         ("PT-1", "degC", RejectReason.UNIT_NOT_CONVERTIBLE),
         ("PT-1", "furlong_per_fortnightz", RejectReason.UNKNOWN_UNIT),
         ("XX-404", "kPa", RejectReason.UNKNOWN_INSTRUMENT),
-        ("PT-9", "kPa", RejectReason.INSTRUMENT_ELSEWHERE),
+        ("PT-9", "kPa", RejectReason.UNKNOWN_INSTRUMENT),
+        ("PT-5", "kPa", RejectReason.INSTRUMENT_ELSEWHERE),
     ],
 )
 def test_registry_and_unit_rejections(instrument: str, unit: str, expected: RejectReason) -> None:
@@ -114,3 +124,30 @@ def test_sequence_window_memory_is_bounded() -> None:
     assert len(window._seen) <= 200
     assert not window.first_time(9_999)
     assert window.first_time(9_000)  # beyond the window: left to the idempotent store
+
+
+def test_the_checks_follow_a_registry_entry_that_changes() -> None:
+    instruments = {"PT-1": replace(spec("PT-1", "kPa"), measuring_range=MeasuringRange(0, 100))}
+    admission = Admission(instruments)
+    admitted, _ = admit(reading("PT-1", "kPa", 150.0, seq=1), admission=admission)
+    assert [r.value for r in admitted] == [150.0]  # inside -100 .. 200
+    instruments["PT-1"] = replace(instruments["PT-1"], measuring_range=MeasuringRange(0, 10))
+    admitted, (rejection,) = admit(reading("PT-1", "kPa", 150.0, seq=2), admission=admission)
+    assert admitted == [] and rejection.reason is RejectReason.IMPLAUSIBLE_VALUE
+    assert "-10.0 .. 20.0 kPa" in rejection.detail
+
+
+def test_a_timestamp_that_iso_cannot_write_is_still_described() -> None:
+    # "9999-12-31T23:59:59.999999Z" as epoch seconds rounds to the first second of year 10000
+    end_of_9999 = 253_402_300_800.0
+    admitted, (rejection,) = admit(reading("PT-1", "kPa", ts=end_of_9999))
+    assert admitted == [] and rejection.reason is RejectReason.TIMESTAMP_OUT_OF_RANGE
+    assert rejection.detail.startswith("timestamp 253402300800.0 s after 1970-01-01T00:00:00Z is")
+
+
+def test_a_reading_without_a_registered_range_is_checked_for_finiteness_only() -> None:
+    admitted, _ = admit(reading("PT-1", "kPa", 1e300, seq=1))
+    assert [r.value for r in admitted] == [1e300]
+    admitted, (rejection,) = admit(reading("PT-1", "YPa", 1e300, seq=2))
+    assert admitted == [] and rejection.reason is RejectReason.NOT_FINITE
+    assert rejection.detail == "value is inf kPa after conversion to the registered unit"

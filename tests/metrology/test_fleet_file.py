@@ -94,3 +94,24 @@ def test_an_inconsistent_interval_policy_is_refused_with_its_reason() -> None:
     document["tenants"][0]["interval_policy"] = {"min_days": 400, "max_days": 300}
     with pytest.raises(FleetError, match="min_days"):
         load_fleet(document)
+
+
+def test_an_instrument_carries_its_measuring_range_and_plausible_range() -> None:
+    spec = load_fleet(DOCUMENT).instruments[ID]
+    assert spec.measuring_range is not None
+    assert (spec.measuring_range.low, spec.measuring_range.high) == (0.0, 200.0)
+    assert spec.measuring_range.plausible == (-200.0, 400.0)  # one span on each side
+
+
+def test_gateways_are_not_shared_unless_the_tenant_says_so() -> None:
+    assert load_fleet(DOCUMENT).instruments[ID].shared_gateways is False
+    document = copy.deepcopy(DOCUMENT)
+    document["tenants"][0]["shared_gateways"] = True
+    assert load_fleet(document).instruments[ID].shared_gateways is True
+
+
+def test_the_gateway_option_must_be_a_boolean() -> None:
+    document = copy.deepcopy(DOCUMENT)
+    document["tenants"][0]["shared_gateways"] = "sometimes"
+    with pytest.raises(FleetError, match="shared_gateways"):
+        load_fleet(document)

@@ -14,7 +14,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from calstream.servers.mosquitto import LocalMosquitto
-from metrology.wire import decode
+from ingest.decoders.json_v1 import decode
 
 
 def test_simulated_gateways_deliver_every_reading_they_report(
