@@ -138,6 +138,22 @@ class Settings(BaseSettings):
         "acknowledging and the broker keeps the messages; 0: no journal (back-pressure only)",
     )
 
+    poison_after_crashes: Annotated[int, Field(ge=1)] = Field(
+        default=2,
+        description="a message in hand each time the pipeline process died this many times is "
+        "filed as a dead letter (poison_message) instead of being processed again",
+    )
+    fault_crash_on: str | None = Field(
+        default=None,
+        description="fault injection for the tests, never for production: the pipeline "
+        "process kills itself (SIGKILL) when it takes a message whose payload contains this text",
+    )
+
+    @property
+    def in_hand_path(self) -> Path:
+        """The poison-message ledger (``calstream.runtime.in_hand``), beside the journal."""
+        return self.work_dir / "in_hand.sqlite"
+
     @field_validator("broker")
     @classmethod
     def _broker_url(cls, value: str | None) -> str | None:

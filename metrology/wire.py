@@ -91,6 +91,11 @@ class RejectReason(StrEnum):
     """Decoding or admission raised what it did not foresee (a defect, logged once per type)."""
     PROCESSING_ERROR = "processing_error"
     """Valid input the processing step failed on (a defect, logged with its traceback)."""
+    STORE_REFUSED = "store_refused"
+    """The store could not encode what a reading produced (a defect; the rest was stored)."""
+    POISON_MESSAGE = "poison_message"
+    """The message was in hand when the pipeline died, at the configured number of crashes:
+    it is not processed again (``calstream.runtime.in_hand``)."""
 
 
 @dataclass(frozen=True, slots=True)

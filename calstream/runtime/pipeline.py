@@ -18,8 +18,10 @@ Without a journal, a failed write is retried with back-off and nothing is acknow
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import random
+import signal
 import threading
 import time
 from collections import Counter
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 
 from tenacity import Retrying, retry_if_exception_type, wait_random_exponential
 
+from calstream.runtime.in_hand import InHandLedger
 from calstream.runtime.journal import (
     Journal,
     JournalDepth,
@@ -43,8 +46,10 @@ from metrology.assessment import HealthSnapshot, StatusChange
 from metrology.batch import OutputBatch
 from metrology.wire import (
     DeadLetter,
+    Rejection,
     RejectReason,
     alerts_topic,
+    dead_letters_of,
     encode_status_change,
     readings_topic,
 )
@@ -54,6 +59,16 @@ from storage.errors import StorageError
 from stream_processors.runner import FleetProcessor
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Commit:
+    """A processed batch on its way to the store, and what to do once it is acknowledged."""
+
+    messages: list[InboundMessage]
+    batch: OutputBatch
+    token: int | None
+    """The in-hand ledger's record of the messages (released after the acknowledgement)."""
 
 
 @dataclass(slots=True)
@@ -110,6 +125,8 @@ class Pipeline:
         snapshot_every_s: float = 1.0,
         journal: Journal | None = None,
         drain_budget_s: float = 1.0,
+        ledger: InHandLedger | None = None,
+        crash_on: bytes | None = None,
     ) -> None:
         self.subscriber = subscriber
         self.admission = admission
@@ -132,9 +149,7 @@ class Pipeline:
         self._stop_draining = threading.Event()
         self._count_lock = threading.Lock()
         """The writer and the journal's drainer both count stored readings."""
-        self._writes: queue.Queue[tuple[list[InboundMessage], OutputBatch] | None] = queue.Queue(
-            maxsize=2
-        )
+        self._writes: queue.Queue[_Commit | None] = queue.Queue(maxsize=2)
         self.error: BaseException | None = None
         self.journal = journal
         self._drain_budget_s = drain_budget_s
@@ -144,6 +159,10 @@ class Pipeline:
         self.journal_is_full = False
         """The journal refused the batch in hand: nothing is acknowledged (back-pressure)."""
         self._full_logged_at = -60.0
+        self.ledger = ledger
+        """Records what is in hand before it is processed (poison-message immunity)."""
+        self._crash_on = crash_on
+        """Fault injection for the tests only (``CALSTREAM_FAULT_CRASH_ON``)."""
         self.metrics = PipelineMetrics()
         self.metrics.watch(self)
 
@@ -225,15 +244,61 @@ class Pipeline:
         if counters.first_received_at is None:
             counters.first_received_at = messages[0].received_at
         received_before = counters.received
-        batch = self.process(messages)
-        if self._writer is not None:
-            self._writes.put((messages, batch))
+        if self.ledger is None:
+            self._handle(messages)
         else:
-            self._commit(messages, batch)
+            triage = self.ledger.triage(messages)
+            if triage.poison:
+                self._file_poison(triage.poison)
+            for suspect in triage.suspects:  # alone: a crash now points at this message only
+                self._handle([suspect])
+            if triage.ordinary:
+                self._handle(triage.ordinary)
         return counters.received - received_before
 
-    def _commit(self, messages: list[InboundMessage], batch: OutputBatch) -> None:
+    def _handle(self, messages: list[InboundMessage]) -> None:
+        """Record the messages in hand, process them, and hand the batch to be committed."""
+        token = None if self.ledger is None else self.ledger.hold(messages)
+        if self._crash_on is not None and any(self._crash_on in m.payload for m in messages):
+            log.error("fault injection: killing the pipeline process with a message in hand")
+            os.kill(os.getpid(), signal.SIGKILL)
+        self._hand_over(_Commit(messages, self.process(messages), token))
+
+    def _hand_over(self, commit: _Commit) -> None:
+        if self._writer is not None:
+            self._writes.put(commit)
+        else:
+            self._commit(commit)
+
+    def _file_poison(self, poisoned: list[tuple[InboundMessage, int]]) -> None:
+        """Dead letters for messages in hand at too many crashes: never processed again."""
+        counters = self.counters
+        letters = []
+        for message, crashes in poisoned:
+            detail = (
+                f"the pipeline process died {crashes} times with this message in hand: it is not "
+                "processed again (the readings it carries are not counted one by one)"
+            )
+            [letter] = dead_letters_of(
+                message.topic,
+                message.payload,
+                message.received_at,
+                [Rejection(RejectReason.POISON_MESSAGE, detail)],
+            )
+            letters.append(letter)
+            log.error("poison message on %s: %s", message.topic, detail)
+        counters.messages += len(poisoned)
+        counters.received += len(poisoned)
+        counters.rejected += len(poisoned)
+        counters.rejected_by_reason[RejectReason.POISON_MESSAGE.value] += len(poisoned)
+        messages = [message for message, _ in poisoned]
+        # Not released: a poison message sent again is filed at once (the ledger forgets it
+        # only when it has not come back for a long time).
+        self._hand_over(_Commit(messages, OutputBatch(dead_letters=letters), None))
+
+    def _commit(self, commit: _Commit) -> None:
         """Make a batch durable (in the store, or in the journal), then acknowledge it."""
+        messages, batch = commit.messages, commit.batch
         counters = self.counters
         started = time.perf_counter()
         received_at = messages[0].received_at
@@ -249,10 +314,92 @@ class Pipeline:
                 counters.stored += result.readings_inserted
                 counters.duplicates_in_store += result.readings_duplicate
         self.subscriber.ack(messages)
+        if self.ledger is not None and commit.token is not None:
+            self.ledger.release(commit.token, messages)
         self._publish_alerts(batch.changes)
         counters.ack_s += time.perf_counter() - stored
         counters.store_s += stored - started
         counters.batches += 1
+
+    def _write(self, batch: OutputBatch) -> WriteResult:
+        """The store's write; what the store cannot *encode* does not stop the pipeline.
+
+        A :class:`StorageError` (the store away, locked, full) is the platform's failure: it is
+        raised for the caller to retry or journal. Anything else the store raises is a defect
+        reached by one item of the batch: the batch is written item by item, and each reading
+        the store refuses becomes a dead letter (``store_refused``) with the exception's type
+        and message; the rest is stored.
+        """
+        try:
+            return self.store.write(batch)
+        except StorageError:
+            raise
+        except Exception as exc:
+            log.exception("the store refused a batch (%s): writing it item by item", exc)
+            return self._write_item_by_item(batch)
+
+    def _write_item_by_item(self, batch: OutputBatch) -> WriteResult:
+        results: list[WriteResult] = []
+        refused: list[DeadLetter] = []
+        parts = [
+            *(OutputBatch(readings=[pair]) for pair in batch.readings),
+            *(OutputBatch(snapshots=[s]) for s in batch.snapshots),
+            *(OutputBatch(changes=[c]) for c in batch.changes),
+            *(OutputBatch(dead_letters=[d]) for d in batch.dead_letters),
+        ]
+        for part in parts:
+            try:
+                results.append(self.store.write(part))
+            except StorageError:
+                raise
+            except Exception as exc:
+                refused.append(self._refusal(part, exc))
+        if refused:
+            counters = self.counters
+            readings = sum(1 for letter in refused if letter.seq is not None)
+            with self._count_lock:
+                counters.accepted -= readings
+                counters.rejected += readings
+                counters.rejected_by_reason[RejectReason.STORE_REFUSED.value] += readings
+            results.append(self.store.write(OutputBatch(dead_letters=refused)))
+        return WriteResult(
+            readings_inserted=sum(r.readings_inserted for r in results),
+            readings_duplicate=sum(r.readings_duplicate for r in results),
+            changes=sum(r.changes for r in results),
+            dead_letters=sum(r.dead_letters for r in results),
+        )
+
+    def _refusal(self, part: OutputBatch, exc: Exception) -> DeadLetter:
+        """The dead letter of one item the store could not encode (its kind, key and error)."""
+        error = f"{type(exc).__name__}: {exc}".encode("utf-8", "backslashreplace").decode()
+        detail = f"the store could not encode it: {error}"[:500]
+        now = self._clock()
+        if part.readings:
+            reading, _ = part.readings[0]
+            return DeadLetter(
+                received_at=now,
+                topic=readings_topic(reading.tenant, reading.site, reading.gateway),
+                reason=RejectReason.STORE_REFUSED,
+                detail=detail,
+                excerpt=ascii(reading)[:200],
+                tenant=reading.tenant,
+                instrument_id=reading.instrument_id,
+                seq=reading.seq,
+            )
+        item = (part.snapshots or part.changes or part.dead_letters)[0]
+        tenant = getattr(item, "tenant", None)
+        instrument = getattr(item, "instrument_id", None)
+        kind = type(item).__name__
+        log.error("the store could not encode a %s of %s: %s", kind, instrument, detail)
+        return DeadLetter(
+            received_at=now,
+            topic=getattr(item, "topic", "") or (alerts_topic(tenant) if tenant else ""),
+            reason=RejectReason.STORE_REFUSED,
+            detail=f"{kind}: {detail}",
+            excerpt=ascii(item)[:200],
+            tenant=tenant,
+            instrument_id=instrument,
+        )
 
     def _write_until_durable(self, batch: OutputBatch) -> WriteResult:
         """The store's write, retried with jittered back-off while it fails.
@@ -269,7 +416,7 @@ class Pipeline:
                 state.outcome.exception() if state.outcome else "",
             ),
         )
-        return retrying(self.store.write, batch)
+        return retrying(self._write, batch)
 
     # --- the journal ---
 
@@ -288,7 +435,7 @@ class Pipeline:
                 self.drain_journal(self._drain_budget_s)  # no drainer thread: replay here
             if journal.empty:
                 try:
-                    result = self.store.write(batch)
+                    result = self._write(batch)
                 except StorageError as exc:
                     self._store_failed(exc)
                 else:
@@ -365,7 +512,7 @@ class Pipeline:
         while (entry := journal.oldest()) is not None:
             started = time.perf_counter()
             try:
-                result = self.store.write(entry.batch)
+                result = self._write(entry.batch)
             except StorageError as exc:
                 self._store_failed(exc)
                 return False
@@ -446,7 +593,7 @@ class Pipeline:
     def _write_loop(self) -> None:
         try:
             while (item := self._writes.get()) is not None:
-                self._commit(*item)
+                self._commit(item)
         except BaseException as exc:
             log.exception("pipeline writer stopped by an unexpected error")
             self.error = exc
@@ -473,7 +620,7 @@ class Pipeline:
         self._dirty = set()
         batch = OutputBatch(changes=changes, snapshots=self.processor.snapshots(touched))
         if self.journal is None:
-            self.store.write(batch)
+            self._write(batch)
         else:
             try:
                 self._store_or_journal(batch, time.time())

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 from calstream.errors import ServiceError
+from calstream.runtime.in_hand import InHandLedger
 from calstream.runtime.journal import Journal
 from calstream.runtime.observability import serve
 from calstream.runtime.pipeline import Pipeline
@@ -130,8 +131,24 @@ class Service:
             if settings.journal_max_bytes
             else None
         )
+        ledger = InHandLedger(settings.in_hand_path, poison_after=settings.poison_after_crashes)
+        if ledger.crashed_with:
+            log.warning(
+                "the last run died with %d messages in hand: %d suspect messages are processed "
+                "one at a time when they come back; one in hand at %d crashes is filed as a "
+                "poison_message dead letter",
+                ledger.crashed_with,
+                ledger.suspect_count,
+                ledger.poison_after,
+            )
         self.pipeline = pipeline = pipeline_for(
-            self.fleet, settings, self.store, subscriber, journal=journal
+            self.fleet,
+            settings,
+            self.store,
+            subscriber,
+            journal=journal,
+            ledger=ledger,
+            crash_on=settings.fault_crash_on.encode() if settings.fault_crash_on else None,
         )
         if journal is not None and not journal.empty:
             # What an earlier run journalled goes to the store before anything newer.
@@ -187,6 +204,7 @@ class Service:
             subscriber.stop()
             if journal is not None:
                 journal.close()
+            ledger.close()
             self.store.close()
             if self._local_broker is not None:
                 # a clean stop ends the broker too; mosquitto saves its queues on the way out

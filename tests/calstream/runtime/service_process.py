@@ -81,3 +81,43 @@ class Run:
         assert self.process is not None
         self.process.send_signal(signum)
         return self.process.wait(30)
+
+
+def dead_letters(db: Path) -> dict[str, int]:
+    """Readings dead-lettered in a SQLite store, by reason (empty before the store exists)."""
+    if not db.exists():
+        return {}
+    with sqlite3.connect(db) as conn:
+        try:
+            rows = conn.execute("SELECT reason, sum(count) FROM dead_letters GROUP BY reason")
+            return {reason: int(n) for reason, n in rows.fetchall()}
+        except sqlite3.OperationalError:
+            return {}
+
+
+class RawPublisher:
+    """A paho client publishing arbitrary payloads at QoS 1 and waiting for every PUBACK."""
+
+    def __init__(self, broker: LocalMosquitto, client_id: str = "raw-publisher") -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id
+        )
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+        self._pending: list = []
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        self._pending.append(self.client.publish(topic, payload, qos=1))
+
+    def flush(self, timeout: float = 30.0) -> None:
+        for info in self._pending:
+            info.wait_for_publish(timeout)
+            assert info.is_published()
+        self._pending = []
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
