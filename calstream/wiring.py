@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from calstream.runtime.pipeline import Pipeline
 from calstream.settings import Settings
 from ingest.admission import Admission, AdmissionPolicy
 from ingest.subscriber import DurableSubscriber
 from metrology.conformity import DecisionRule
-from metrology.errors import FleetError
-from metrology.fleet import Fleet, load_fleet
+from metrology.fleet import Fleet
 from metrology.wire import READINGS_SUBSCRIPTION
 from storage.contract import Store
 from storage.select import open_store
@@ -69,19 +65,3 @@ def pipeline_for(
     """The embedded pipeline for ``fleet``: admission, processing and the store, as configured."""
     processor = processor or FleetProcessor(fleet, policy_for(settings))
     return Pipeline(subscriber, admission_for(fleet, settings), processor, store, **options)
-
-
-def read_fleet(path: Path) -> Fleet:
-    """Load and validate a fleet file; errors name the file and every bad field."""
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise FleetError(f"cannot read fleet file {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise FleetError(f"fleet file {path} is not valid YAML: {exc}") from exc
-    if not isinstance(document, dict):
-        raise FleetError(f"fleet file {path} must hold a mapping at the top level")
-    try:
-        return load_fleet(document)
-    except FleetError as exc:
-        raise FleetError(f"{path}: {exc}") from exc

@@ -74,6 +74,13 @@ from metrology.wire import IDENTIFIER_PATTERN
 
 _Id = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
 _STRICT = ConfigDict(extra="forbid", frozen=True)
+RANGE_LIMIT = 1e15
+"""The largest magnitude of a measuring range's limits, in the registered unit. Readings are
+refused beyond the range widened by one span (``InstrumentSpec.plausible``), so no accepted value,
+residual or sum of squares of the detectors comes near the float limits."""
+MEASURAND_PATTERN = r"^[A-Za-z][A-Za-z0-9 _.()/%-]{0,63}$"
+"""A measurand's name ("temperature", "relative humidity"): it is a tag of every series, so no
+quotes, backslashes, commas, equals signs or control characters."""
 
 
 class TenantKind(StrEnum):
@@ -82,9 +89,9 @@ class TenantKind(StrEnum):
 
 
 class _Range(BaseModel):
-    model_config = _STRICT
-    low: float
-    high: float
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    low: Annotated[float, Field(ge=-RANGE_LIMIT, le=RANGE_LIMIT)]
+    high: Annotated[float, Field(ge=-RANGE_LIMIT, le=RANGE_LIMIT)]
 
     @model_validator(mode="after")
     def _ordered(self) -> _Range:
@@ -197,7 +204,7 @@ _Rule = Annotated[str, AfterValidator(_check_rule)]
 class _Instrument(BaseModel):
     model_config = _STRICT
     id: _Id
-    measurand: Annotated[str, Field(min_length=1)]
+    measurand: Annotated[str, Field(pattern=MEASURAND_PATTERN)]
     unit: Annotated[str, Field(min_length=1)]
     range: _Range
     tolerance: _Tolerance

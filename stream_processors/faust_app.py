@@ -23,7 +23,8 @@ For every record the agent loads the states the key needs, runs
 :func:`~stream_processors.keyed.step_readings` (exactly what
 :class:`~stream_processors.runner.FleetProcessor` runs), and *re-assigns* every changed value
 (never mutates one in place: with RocksDB an in-place change is silently lost). Outputs
-(readings with their assessments, status changes, latest states) accumulate into one
+(readings with their assessments, status changes, latest states, and the dead letters of
+readings `step` raised on, :mod:`stream_processors.dead_letters`) accumulate into one
 :class:`~metrology.batch.OutputBatch` handed to the sink (``Store.write``) every
 ``sink_max_readings`` readings; the records behind a batch are acknowledged to Kafka only after
 the sink returned, so a crash re-delivers them rather than losing their outputs.
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +59,9 @@ from stream_processors.codec import (
     encode_peer_group,
     encode_state,
 )
+from stream_processors.context import InstrumentContext
+from stream_processors.dead_letters import dead_letters_of_failed
+from stream_processors.describe import describe
 from stream_processors.keyed import (
     ProcessorOutput,
     complete_peer_references,
@@ -73,7 +78,7 @@ from stream_processors.routing import (
     routing_key,
 )
 from stream_processors.state import InstrumentState
-from stream_processors.step import InstrumentContext, assess_clock, describe
+from stream_processors.step import assess_clock
 
 __all__ = [
     "CalstreamFaust",
@@ -234,6 +239,8 @@ class CalstreamFaust:
     pending_events: list[Any] = field(default_factory=list)
     touched: set[str] = field(default_factory=set)
     flushes: int = 0
+    dead_letters: int = 0
+    """Readings dead-lettered because `step` raised on them (reason ``processing_error``)."""
 
     async def flush(self) -> None:
         """Write the pending outputs (retrying while the store fails), then ack their records."""
@@ -338,10 +345,11 @@ def make_app(
                     # the record, skipped (acknowledged with the next flush), never a crash.
                     log.error("unreadable readings record %.200r: %s", event.value, exc)
                     output = ProcessorOutput()
-            for reading, error in output.failed:
-                log.error(
-                    "step failed on %s seq %s", reading.instrument_id, reading.seq, exc_info=error
-                )
+            if output.failed:
+                # As the embedded pipeline: logged, dead-lettered and written with the batch.
+                letters = dead_letters_of_failed(output.failed, time.time())
+                engine.pending.dead_letters.extend(letters)
+                engine.dead_letters += len(letters)
             engine.pending.readings.extend(output.assessed)
             engine.pending.changes.extend(output.changes)
             engine.touched |= output.touched

@@ -18,10 +18,11 @@ from metrology.calibration import CalibrationHistory
 from metrology.fleet import Fleet
 from metrology.instrument import InstrumentSpec, ReferenceKind
 from metrology.reading import Reading
+from stream_processors.context import InstrumentContext
 from stream_processors.peers import PeerBoard
 from stream_processors.policy import ProcessingPolicy
 from stream_processors.state import InstrumentState
-from stream_processors.step import InstrumentContext, step
+from stream_processors.step import step
 
 __all__ = [
     "ProcessorOutput",
@@ -98,7 +99,8 @@ def step_readings(
     """Run `step` for every reading in order, re-assigning each state; returns the newest time.
 
     One bad reading must not stop the others: its error is kept in ``output.failed`` (the
-    caller logs it and dead-letters the reading).
+    caller turns it into a dead letter with
+    :func:`~stream_processors.dead_letters.dead_letters_of_failed`).
     """
     assessed, changes, touched = output.assessed, output.changes, output.touched
     for reading in batch:

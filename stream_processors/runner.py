@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable
 from metrology.assessment import HealthSnapshot, StatusChange
 from metrology.fleet import Fleet
 from metrology.reading import Reading
+from stream_processors.context import InstrumentContext
+from stream_processors.describe import describe
 from stream_processors.keyed import (
     ProcessorOutput,
     complete_peer_references,
@@ -25,7 +27,7 @@ from stream_processors.keyed import (
 from stream_processors.peers import PeerBoard
 from stream_processors.policy import ProcessingPolicy
 from stream_processors.state import InstrumentState
-from stream_processors.step import InstrumentContext, assess_clock, describe
+from stream_processors.step import assess_clock
 
 
 class FleetProcessor:

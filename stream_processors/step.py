@@ -8,67 +8,61 @@ the Faust agents call exactly this function. For every reading it
 2. forms the error of indication against the reference, ``e = x - r`` with
    ``u(e)^2 = u_x^2 + u_r^2`` (JCGM 100 §5.1.2), where ``u_x`` is the certificate's U/k;
 3. judges conformity of ``e`` against the tolerance under the configured decision rule
-   (ILAC-G8:09/2019; :mod:`metrology.conformity`);
+   (ILAC-G8:09/2019; :mod:`metrology.conformity`, :mod:`stream_processors.conformity`) and
+   latches OUT_OF_TOLERANCE;
 4. after a warm-up window that sets the in-control mean and sigma, updates the EWMA
    (Lucas & Saccucci 1990) and the tabular CUSUM (Montgomery, Introduction to SQC §9.1);
 5. fits the error against time since calibration and predicts when the prediction band
-   reaches a tolerance limit (Castrup; :mod:`metrology.drift`);
+   reaches a tolerance limit (Castrup; :mod:`metrology.drift`, :mod:`stream_processors.dates`);
 6. derives the health conditions of DESIGN.md and the status (the most severe one).
 
 :func:`assess_clock` re-evaluates the time-driven conditions (OFFLINE, due dates) without a
-reading; :func:`describe` turns a state into a snapshot with its reasons and numbers.
+reading; :func:`~stream_processors.describe.describe` turns a state into a snapshot with its
+reasons and numbers (and the reasons of every status change).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import NamedTuple
 
-from metrology.assessment import Assessment, HealthSnapshot, StatusChange
-from metrology.calibration import CalibrationHistory, CalibrationRecord, DueState, due_state
+from metrology.assessment import Assessment, StatusChange
+from metrology.calibration import CalibrationRecord, DueState, due_state
 from metrology.chart_design import design_cusum, sigma_upper_bound_factor
-from metrology.conformity import DecisionRule, decide
 from metrology.detectors import Baseline, CusumChart, PageHinkleyChart
-from metrology.drift import DriftFit, predicted_out_of_tolerance
+from metrology.drift import DriftFit
 from metrology.health import DRIFT_CONDITIONS, SEVERITY, Status
-from metrology.in_use import InUseLimits, tighter
-from metrology.instrument import InstrumentSpec, ReferenceKind
-from metrology.onset import DriftRecord, fit_onset
+from metrology.instrument import InstrumentSpec
 from metrology.reading import Reading
-from metrology.timebase import SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_YEAR, iso
+from metrology.timebase import SECONDS_PER_DAY, SECONDS_PER_YEAR
 from metrology.usage import hours_in_use_after
+from stream_processors.conformity import accepted
+from stream_processors.context import InstrumentContext
+from stream_processors.dates import (
+    at_risk,
+    best_estimate,
+    drift_trend,
+    estimate_limits,
+    predicted_date,
+    prediction_limits,
+    trend_fit,
+)
+from stream_processors.describe import describe
 from stream_processors.policy import ProcessingPolicy
-from stream_processors.recommend import interval_numbers
 from stream_processors.state import DriftTracking, InstrumentState, Judgement
+
+__all__ = ["assess_clock", "is_offline", "step"]
 
 AS_LEFT_ERROR = 0.0
 """The in-control error: the certificate's correction leaves none (ISO 10012 confirmation)."""
-COVERAGE_FACTOR = 2.0
-"""k used to expand u(e) for the conformity decision (about 95 % for a normal distribution)."""
 
 
 _NO_FIT = DriftFit()
-_NO_DRIFT_NUMBERS = (None,) * 6
-"""Residual, its uncertainty, EWMA, CUSUM high and low, drift rate: none for a late reading."""
 
-
-@dataclass(frozen=True, slots=True)
-class InstrumentContext:
-    """What `step` needs to know about an instrument besides its state."""
-
-    spec: InstrumentSpec
-    calibrations: CalibrationHistory
-    policy: ProcessingPolicy
-    unverifiable: bool = field(init=False)
-    """No reference relation: drift cannot be judged."""
-    checked_by_standard: bool = field(init=False)
-    """Readings that carry a reference measure a check standard (not a value in use)."""
-
-    def __post_init__(self) -> None:
-        kind = self.spec.reference.kind
-        object.__setattr__(self, "unverifiable", kind is ReferenceKind.NONE)
-        object.__setattr__(self, "checked_by_standard", kind is ReferenceKind.CHECK_STANDARD)
+# Records are built by field name, never by position: a field added or moved in a named tuple
+# would otherwise shift every later value into the wrong field, silently. On the per-reading
+# path ``Record.__new__(Record, name=...)`` builds the same tuple as ``Record(name=...)`` without
+# the type call's dictionary of keywords (CPython builds one anyway beyond 15 keywords, as for
+# the 25 fields of DriftTracking).
 
 
 def step(
@@ -80,10 +74,22 @@ def step(
     certificate = None if record is None else record.certificate_id
     if state.last_reading_at is not None and ts <= state.last_reading_at:
         # A late reading is corrected and stored, but detectors only move forward in time.
-        assessment = Assessment(
-            reading.instrument_id, ts, reading.seq, corrected, certificate, reading.reference,
-            *_NO_DRIFT_NUMBERS, state.status or Status.OK,
-        )  # fmt: skip
+        assessment = Assessment.__new__(
+            Assessment,
+            instrument_id=reading.instrument_id,
+            ts=ts,
+            seq=reading.seq,
+            corrected=corrected,
+            certificate_id=certificate,
+            reference=reading.reference,
+            residual=None,
+            u_residual=None,
+            ewma=None,
+            cusum_high=None,
+            cusum_low=None,
+            drift_rate=None,
+            status=state.status or Status.OK,
+        )
         return state._replace(readings=state.readings + 1), assessment, None
 
     tracking = state.tracking
@@ -105,7 +111,14 @@ def step(
         u_calibration = 0.0 if record is None else record.standard_uncertainty
         u_residual = math.hypot(u_calibration, reading.u_reference or 0.0)
         lower, upper = context.spec.tolerance.limits_at(reading.reference)
-        judgement = Judgement(residual, u_residual, reading.reference, lower, upper)
+        judgement = Judgement.__new__(
+            Judgement,
+            residual=residual,
+            u_residual=u_residual,
+            reference=reading.reference,
+            lower=lower,
+            upper=upper,
+        )
         if record is None:
             # Without a certificate in force the instrument's own uncertainty is unknown and
             # nothing says its error should be zero: only conformity is judged (it is
@@ -121,16 +134,17 @@ def step(
     first_drift_at = state.first_drift_at
     if first_drift_at is None and drift_flagged:
         first_drift_at = ts
-    new_state = InstrumentState(
-        tracking,
-        judgement,
-        state.readings + 1,
-        ts,
-        status,
-        conditions,
-        ts if status != state.status else state.status_since,
-        first_drift_at,
-        hours_in_use_after(
+    new_state = InstrumentState.__new__(
+        InstrumentState,
+        tracking=tracking,
+        judgement=judgement,
+        readings=state.readings + 1,
+        last_reading_at=ts,
+        status=status,
+        conditions=conditions,
+        status_since=ts if status != state.status else state.status_since,
+        first_drift_at=first_drift_at,
+        hours_in_use=hours_in_use_after(
             state.hours_in_use, state.last_reading_at, ts, context.spec.reporting_period_s
         ),
     )
@@ -143,40 +157,25 @@ def step(
             tracking.cusum.high,
             tracking.cusum.low,
         )
-    assessment = Assessment(
-        reading.instrument_id,
-        ts,
-        reading.seq,
-        corrected,
-        certificate,
-        reading.reference,
-        residual,
-        u_residual,
-        ewma,
-        cusum_high,
-        cusum_low,
-        trend_fit(tracking, context.policy.prediction_min_points).slope
-        if residual is not None
-        else None,
-        status,
+    assessment = Assessment.__new__(
+        Assessment,
+        instrument_id=reading.instrument_id,
+        ts=ts,
+        seq=reading.seq,
+        corrected=corrected,
+        certificate_id=certificate,
+        reference=reading.reference,
+        residual=residual,
+        u_residual=u_residual,
+        ewma=ewma,
+        cusum_high=cusum_high,
+        cusum_low=cusum_low,
+        drift_rate=None
+        if residual is None
+        else trend_fit(tracking, context.policy.prediction_min_points).slope,
+        status=status,
     )
     return new_state, assessment, change
-
-
-def accepted(judgement: Judgement, rule: DecisionRule) -> bool:
-    """Whether the residual lies in the acceptance zone of ``rule`` (ILAC-G8:09/2019 §4.2).
-
-    The acceptance limits are the tolerance limits moved inwards by the rule's guard band
-    ``w`` (0 for simple acceptance, U for w = U, or from a target specific risk), with
-    ``U = k u(e)``. This is the test behind :func:`metrology.conformity.decide`, inlined
-    because it runs for every residual; :func:`describe` reports the full decision.
-    """
-    residual = judgement.residual
-    assert residual is not None and judgement.u_residual is not None
-    w = rule.guard_band(COVERAGE_FACTOR * judgement.u_residual)
-    if judgement.lower is not None and residual < judgement.lower + w:
-        return False
-    return judgement.upper is None or residual <= judgement.upper - w
 
 
 def _judge_conformity(
@@ -265,83 +264,44 @@ def _track(
         # A bin closed, with a drift in view (a detector signalled, or the band predicts a
         # date): refit the two-phase line, at most once a bin width.
         lower, upper = estimate_limits(tracking, judgement)
-        estimated, estimate_u, onset_at, estimate_note = _estimate(
+        estimated, estimate_u, onset_at, estimate_note = best_estimate(
             record, tracking.in_use, tracking.origin, since_origin_days, lower, upper, policy
         )
     if fit.n >= policy.prediction_min_points and fit.n % policy.prediction_every == 0:
         # Once a drift is signalled, extrapolate the drift since its change point.
-        basis = _trend(fit, rise_fit, fall_fit, side, policy.prediction_min_points)
+        basis = drift_trend(fit, rise_fit, fall_fit, side, policy.prediction_min_points)
         lower, upper = prediction_limits(tracking, judgement)
         limits = judgement._replace(lower=lower, upper=upper)
-        predicted, note = _predict(
+        predicted, note = predicted_date(
             basis, tracking.origin, since_origin_days, limits, u_calibration, policy
         )
     return DriftTracking(
-        tracking.certificate_id,
-        tracking.origin,
-        warm_up,
-        baseline,
-        chart,
-        shift,
-        ewma,
-        cusum,
-        fit,
-        drift_since,
-        detector,
-        out_of_tolerance_since,
-        predicted,
-        note,
-        estimated,
-        rise_fit,
-        fall_fit,
-        side,
-        tracking.in_use,
-        record,
-        estimate_note,
-        estimate_u,
-        onset_at,
-        hinkley_chart,
-        hinkley,
+        certificate_id=tracking.certificate_id,
+        origin=tracking.origin,
+        warm_up=warm_up,
+        baseline=baseline,
+        cusum_chart=chart,
+        shift_to_detect=shift,
+        ewma=ewma,
+        cusum=cusum,
+        fit=fit,
+        drift_since=drift_since,
+        drift_detector=detector,
+        out_of_tolerance_since=out_of_tolerance_since,
+        predicted_oot_at=predicted,
+        prediction_note=note,
+        estimated_oot_at=estimated,
+        rise_fit=rise_fit,
+        fall_fit=fall_fit,
+        drift_side=side,
+        in_use=tracking.in_use,
+        record=record,
+        estimate_note=estimate_note,
+        estimate_u_days=estimate_u,
+        drift_onset_at=onset_at,
+        page_hinkley_chart=hinkley_chart,
+        page_hinkley=hinkley,
     )
-
-
-def prediction_limits(
-    tracking: DriftTracking, judgement: Judgement
-) -> tuple[float | None, float | None]:
-    """The limits the dates are predicted against: the tightest of the judged reading's and
-    those of the values measured in use this period (see ``DriftTracking.in_use``)."""
-    return tighter((judgement.lower, judgement.upper), tracking.in_use.tightest)
-
-
-def estimate_limits(
-    tracking: DriftTracking, judgement: Judgement
-) -> tuple[float | None, float | None]:
-    """The limits the best estimate is judged against: those of the values measured in use
-    recently when the tolerance is relative to the reading (see ``InUseLimits.recent``), else
-    the judged reading's."""
-    lower, upper = tracking.in_use.recent
-    if lower is None and upper is None:
-        return judgement.lower, judgement.upper
-    return lower, upper
-
-
-def trend_fit(tracking: DriftTracking, min_points: int) -> DriftFit:
-    """The fit the drift rate and the dates come from (see :func:`_trend`)."""
-    return _trend(
-        tracking.fit, tracking.rise_fit, tracking.fall_fit, tracking.drift_side, min_points
-    )
-
-
-def _trend(
-    fit: DriftFit, rise_fit: DriftFit, fall_fit: DriftFit, side: int, min_points: int
-) -> DriftFit:
-    """The fit since the change point once a drift is signalled on ``side`` (and it has
-    ``min_points``), else the fit over the whole calibration period."""
-    if side:
-        trend = rise_fit if side > 0 else fall_fit
-        if trend.n >= min_points:
-            return trend
-    return fit
 
 
 def _design(
@@ -367,116 +327,6 @@ def _design(
     return shift, design_cusum(shift / baseline.sigma, in_control_arl)
 
 
-class Estimate(NamedTuple):
-    """The best estimate of the out-of-tolerance time and the numbers behind it."""
-
-    at: float | None
-    """Epoch seconds; ``None`` when the data do not support one yet (``note`` says why)."""
-    u_days: float | None
-    onset_at: float | None
-    """When the drift began, by the two-phase fit (epoch seconds)."""
-    note: str | None
-
-
-def _estimate(
-    record: DriftRecord,
-    in_use: InUseLimits,
-    origin: float,
-    now_days: float,
-    lower: float | None,
-    upper: float | None,
-    policy: ProcessingPolicy,
-) -> Estimate:
-    """Best estimate of the out-of-tolerance time: where the two-phase fit's predicted error
-    reaches a limit (:mod:`metrology.onset`).
-
-    Given only when the crossing is ahead, its standard uncertainty is at most
-    ``estimate_precision`` of the time left until it, and the time left is at most
-    ``estimate_max_extrapolation`` times the drift's record since its onset (a line is not
-    trusted far beyond its data).
-    """
-    onset_fit = fit_onset(record)
-    if onset_fit is None:
-        return Estimate(None, None, None, "too few residuals for the two-phase fit")
-    onset_at = origin + onset_fit.onset * SECONDS_PER_DAY
-
-    def none(why: str, u: float | None = None) -> Estimate:
-        return Estimate(None, u, onset_at, why)
-
-    crossing = onset_fit.crossing(lower, upper)
-    if crossing is None:
-        return none("the fitted error moves towards no limit")
-    left = crossing - now_days
-    u = onset_fit.crossing_standard_uncertainty(
-        crossing, in_use.limit_uncertainty(upper=onset_fit.rate > 0.0)
-    )
-    drifting = now_days - onset_fit.onset
-    if left <= 0.0:
-        return none(f"the fitted error is at or beyond the limit now (+/- {u:.0f} d)", u)
-    if u > policy.estimate_precision * left:
-        return none(
-            f"the error reaches the limit in {left:.0f} d +/- {u:.0f} d: too uncertain for a "
-            f"best estimate yet (needs +/- {policy.estimate_precision * left:.0f} d)",
-            u,
-        )
-    if left > policy.estimate_max_extrapolation * drifting:
-        return none(
-            f"the error reaches the limit in {left:.0f} d, beyond "
-            f"{policy.estimate_max_extrapolation:g} x the {drifting:.0f} d of drift behind it",
-            u,
-        )
-    return Estimate(
-        origin + crossing * SECONDS_PER_DAY,
-        u,
-        onset_at,
-        f"{left:.0f} d +/- {u:.0f} d ahead at {onset_fit.rate:+.3g}/d since the onset",
-    )
-
-
-def _predict(
-    fit: DriftFit,
-    origin: float,
-    now_days: float,
-    judgement: Judgement,
-    u_calibration: float,
-    policy: ProcessingPolicy,
-) -> tuple[float | None, str]:
-    """Predicted out-of-tolerance time (epoch seconds) from the drift fit, or why there is none."""
-    spread = math.sqrt(fit.m2_t / fit.n) if fit.n else 0.0
-    if spread < policy.prediction_min_spread_days:
-        return None, (
-            f"times spread {spread:.1f} d < {policy.prediction_min_spread_days:g} d: "
-            "too short a record to extrapolate"
-        )
-    # A regression line is not trusted far beyond the data it was fitted to: look ahead at
-    # most ``prediction_max_extrapolation`` times the span of the record (uniform sampling:
-    # span = sqrt(12) x standard deviation of the times).
-    span = math.sqrt(12.0) * spread
-    prediction = predicted_out_of_tolerance(
-        fit,
-        judgement.lower,
-        judgement.upper,
-        u_calibration,
-        policy.prediction_confidence,
-        after=now_days,
-        horizon=now_days + policy.prediction_max_extrapolation * span,
-        min_points=policy.prediction_min_points,
-        significance=policy.prediction_significance,
-    )
-    if prediction.time is None:
-        return None, prediction.reason
-    return origin + prediction.time * SECONDS_PER_DAY, prediction.reason
-
-
-def _at_risk(tracking: DriftTracking, due_at: float) -> bool:
-    """Predicted out of tolerance before the due date: by the prediction band (the early,
-    conservative date) or by the best estimate."""
-    predicted, estimated = tracking.predicted_oot_at, tracking.estimated_oot_at
-    return (predicted is not None and predicted < due_at) or (
-        estimated is not None and estimated < due_at
-    )
-
-
 _HEALTH_CACHE: dict[tuple[bool, ...], tuple[tuple[Status, ...], Status, bool]] = {}
 
 
@@ -490,16 +340,16 @@ def _health(
 ) -> tuple[tuple[Status, ...], Status, bool]:
     """Conditions (most severe first), the status, and whether a drift condition holds."""
     if record is None:
-        overdue, due_soon, at_risk = True, False, False
+        overdue, due_soon, risk = True, False, False
     else:
         due = due_state(record, at, context.policy.due_soon_days)
         overdue, due_soon = due is DueState.OVERDUE, due is DueState.DUE_SOON
-        at_risk = _at_risk(tracking, record.due_at)
+        risk = at_risk(tracking, record.due_at)
     key = (
         tracking.out_of_tolerance_since is not None,
         offline,
         overdue,
-        at_risk,
+        risk,
         tracking.drift_since is not None,
         due_soon,
         context.unverifiable,
@@ -569,149 +419,3 @@ def _change(
         reasons=snapshot.reasons,
         numbers=snapshot.numbers,
     )
-
-
-def describe(state: InstrumentState, context: InstrumentContext, at: float) -> HealthSnapshot:
-    """The instrument's health with a reason for each condition and the numbers behind them."""
-    spec, policy = context.spec, context.policy
-    tracking, judgement = state.tracking, state.judgement
-    record = context.calibrations.valid_at(state.last_reading_at if state.last_reading_at else at)
-    baseline, chart = tracking.baseline, tracking.cusum_chart
-    unit = spec.unit
-    decision = None
-    if judgement.residual is not None and judgement.u_residual is not None:
-        decision = decide(
-            judgement.residual,
-            COVERAGE_FACTOR * judgement.u_residual,
-            judgement.lower,
-            judgement.upper,
-            policy.decision_rule,
-        )
-    reasons: list[str] = []
-    for condition in state.conditions:
-        if condition is Status.OUT_OF_TOLERANCE:
-            reasons.append(
-                f"error of indication {judgement.residual:+.4g} {unit} "
-                f"(u {judgement.u_residual:.2g}) judged {decision.outcome if decision else '-'} "
-                f"against [{_fmt(judgement.lower)}, {_fmt(judgement.upper)}]"
-                f" under {policy.decision_rule.name}; out of tolerance since "
-                f"{iso(tracking.out_of_tolerance_since or at)}"
-            )
-        elif condition is Status.OFFLINE:
-            silent = (at - (state.last_reading_at or at)) / SECONDS_PER_HOUR
-            reasons.append(
-                f"no reading for {silent:.1f} h (expected every "
-                f"{spec.reporting_period_s / SECONDS_PER_HOUR:.2g} h)"
-            )
-        elif condition is Status.CAL_OVERDUE:
-            if record is None:
-                reasons.append("no calibration record in force")
-            else:
-                late = (at - record.due_at) / SECONDS_PER_DAY
-                reasons.append(
-                    f"calibration {record.certificate_id} was due {iso(record.due_at)[:10]} "
-                    f"({late:.0f} d overdue)"
-                )
-        elif condition is Status.AT_RISK and record is not None:
-            dates = []
-            if tracking.predicted_oot_at is not None:
-                dates.append(f"predicted out of tolerance {iso(tracking.predicted_oot_at)[:10]}")
-            if tracking.estimated_oot_at is not None:
-                dates.append(
-                    f"best estimate {iso(tracking.estimated_oot_at)[:10]} "
-                    f"+/- {tracking.estimate_u_days or 0.0:.0f} d"
-                )
-            reasons.append(
-                f"{', '.join(dates)}: before the calibration due date {iso(record.due_at)[:10]}"
-            )
-        elif condition is Status.DRIFTING and baseline is not None and chart is not None:
-            hinkley = ""
-            if tracking.page_hinkley_chart is not None:
-                ph = tracking.page_hinkley
-                hinkley = (
-                    f"; Page-Hinkley +{ph.high:.3g}/-{ph.low:.3g} vs "
-                    f"{tracking.page_hinkley_chart.threshold * baseline.sigma:.3g}"
-                )
-            reasons.append(
-                f"{tracking.drift_detector} signalled at {iso(tracking.drift_since or at)} "
-                f"(EWMA {_fmt(tracking.ewma.statistic)} vs limit ±"
-                f"{tracking.ewma.limit(baseline, policy.ewma):.3g} around {baseline.mean:+.3g}; "
-                f"CUSUM +{tracking.cusum.high:.3g}/-{tracking.cusum.low:.3g} vs h "
-                f"{tracking.cusum.threshold(baseline, chart):.3g}{hinkley} {unit})"
-            )
-        elif condition is Status.CAL_DUE_SOON and record is not None:
-            reasons.append(f"calibration {record.certificate_id} due {iso(record.due_at)[:10]}")
-        elif condition is Status.UNVERIFIED:
-            reasons.append(
-                "no reference (check standard, reference instrument or peers): "
-                "drift cannot be judged"
-            )
-    if not reasons:
-        if judgement.residual is None:
-            reasons.append("in date; no reference value received yet")
-        elif baseline is None:
-            reasons.append(
-                f"in tolerance; detectors warming up ({tracking.warm_up.n}/"
-                f"{policy.warm_up_residuals} residuals)"
-            )
-        else:
-            reasons.append("in tolerance, no drift signal")
-    fit = trend_fit(tracking, policy.prediction_min_points)
-    numbers: dict[str, float | str | None] = {
-        "residual": judgement.residual,
-        "u_residual": judgement.u_residual,
-        "reference": judgement.reference,
-        "lower_limit": judgement.lower,
-        "upper_limit": judgement.upper,
-        "probability_of_conformity": None
-        if decision is None
-        else decision.probability_of_conformity,
-        "decision": None if decision is None else str(decision.outcome),
-        "guard_band": None if decision is None else decision.guard_band,
-        "decision_rule": policy.decision_rule.name,
-        "baseline_mean": None if baseline is None else baseline.mean,
-        "sigma": None if baseline is None else baseline.sigma,
-        "ewma": tracking.ewma.statistic if baseline is not None else None,
-        "ewma_limit": None if baseline is None else tracking.ewma.limit(baseline, policy.ewma),
-        "cusum_high": tracking.cusum.high if baseline is not None else None,
-        "cusum_low": tracking.cusum.low if baseline is not None else None,
-        "cusum_threshold": (
-            None if baseline is None or chart is None else tracking.cusum.threshold(baseline, chart)
-        ),
-        "shift_to_detect": tracking.shift_to_detect,
-        "drift_rate": fit.slope,
-        "drift_rate_u": fit.slope_standard_error,
-        "fit_points": float(fit.n),
-        "fit_basis": "since the change point" if fit is not tracking.fit else "since calibration",
-        "drift_rate_since_calibration": tracking.fit.slope,
-        "in_use_lower_limit": tracking.in_use.lower,
-        "in_use_upper_limit": tracking.in_use.upper,
-        "predicted_oot_at": tracking.predicted_oot_at,
-        "estimated_oot_at": tracking.estimated_oot_at,
-        "estimated_oot_u_days": tracking.estimate_u_days,
-        "drift_onset_at": tracking.drift_onset_at,
-        "prediction_note": tracking.prediction_note,
-        "estimate_note": tracking.estimate_note,
-        "drift_since": tracking.drift_since,
-        "drift_detector": tracking.drift_detector,
-        "out_of_tolerance_since": tracking.out_of_tolerance_since,
-        "first_drift_at": state.first_drift_at,
-        "certificate_id": None if record is None else record.certificate_id,
-        "due_at": None if record is None else record.due_at,
-        **interval_numbers(state, spec, record, policy),
-    }
-    return HealthSnapshot(
-        instrument_id=spec.instrument_id,
-        tenant=spec.tenant,
-        site=spec.site,
-        status=state.status or Status.OK,
-        conditions=state.conditions,
-        reasons=tuple(reasons),
-        evaluated_at=at,
-        last_reading_at=state.last_reading_at,
-        numbers=numbers,
-    )
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:+.4g}"

@@ -18,7 +18,7 @@ import pytest
 from calstream.servers.embedded import EmbeddedBroker
 from calstream.servers.mosquitto import LocalMosquitto, mosquitto_binary
 from calstream.settings import example_fleet_path
-from calstream.wiring import read_fleet
+from ingest.importers.fleet_file import read_fleet
 from metrology.fleet import Fleet
 
 

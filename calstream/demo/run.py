@@ -23,12 +23,13 @@ from calstream.runtime.observability import ObservabilityServer, serve
 from calstream.runtime.pipeline import Pipeline
 from calstream.servers.embedded import EmbeddedBroker
 from calstream.settings import Settings, broker_address, example_fleet_path
-from calstream.wiring import pipeline_for, policy_for, read_fleet, store_for, subscriber_for
+from calstream.wiring import pipeline_for, policy_for, store_for, subscriber_for
 from edge_sim.fleetgen import generate_fleet_document
 from edge_sim.gateway import GatewayPublisher
 from edge_sim.scoring import DetectionScore, score_detection
 from edge_sim.simulator import FleetSimulator
 from edge_sim.truth import GroundTruth, write_truth
+from ingest.importers.fleet_file import read_fleet
 from metrology.fleet import Fleet, load_fleet
 from metrology.timebase import SECONDS_PER_DAY
 from storage.contract import Store

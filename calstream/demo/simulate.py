@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from calstream.settings import Settings, broker_address
-from calstream.wiring import read_fleet
 from edge_sim.gateway import GatewayPublisher
 from edge_sim.simulator import FleetSimulator
 from edge_sim.spool import Spool
+from ingest.importers.fleet_file import read_fleet
 from metrology.timebase import SECONDS_PER_DAY
 
 log = logging.getLogger(__name__)

@@ -23,9 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from calstream.settings import example_fleet_path
-from calstream.wiring import read_fleet
 from edge_sim.simulator import FleetSimulator
 from ingest.admission import Admission, AdmissionPolicy
+from ingest.importers.fleet_file import read_fleet
 from metrology.fleet import Fleet
 from metrology.reading import Reading
 from metrology.timebase import SECONDS_PER_DAY
@@ -38,6 +38,8 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("step (metrology + stream_processors step/keyed/peers)", (
         "/metrology/", "stream_processors/step.py", "stream_processors/keyed.py",
         "stream_processors/peers.py", "stream_processors/recommend.py",
+        "stream_processors/dates.py", "stream_processors/describe.py",
+        "stream_processors/conformity.py", "stream_processors/context.py",
     )),
     ("state codec (encode/decode state, readings records)", (
         "stream_processors/codec.py", "stream_processors/routing.py", "/typing.py",

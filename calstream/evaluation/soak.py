@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from calstream.evaluation.throughput import BENCH_AS_OF, BenchCase, _pipeline_rate, bench_fleet
+from calstream.evaluation.throughput import BENCH_AS_OF, BenchCase, bench_fleet, pipeline_rate
 from calstream.runtime.journal import Journal
 from calstream.runtime.tuning import tune_garbage_collector
 from calstream.servers.mosquitto import LocalMosquitto
@@ -217,7 +217,7 @@ def measure_capacity(
 ) -> float:
     """Readings/s the pipeline sustains here (a `calstream bench` case, 100 per message)."""
     fleet = bench_fleet(instruments)
-    rate, _, _ = _pipeline_rate(
+    rate, _, _ = pipeline_rate(
         host, port, fleet, instruments, BenchCase(READINGS_PER_MESSAGE, readings), seed, work
     )
     return rate

@@ -158,9 +158,11 @@ def _raw_rate(
     return (min(received, expected) / elapsed if elapsed > 0 else 0.0), received
 
 
-def _pipeline_rate(
+def pipeline_rate(
     host: str, port: int, fleet: Fleet, instruments: int, case: BenchCase, seed: int, work: Path
 ) -> tuple[float, Pipeline, int]:
+    """Readings/s of a pipeline (SQLite store in ``work``) draining ``case`` from the broker;
+    also the pipeline (its counters and timings) and the readings it stored."""
     settings = Settings(max_age_days=100_000)
     store = SqliteStore(work / f"bench-{case.readings_per_message}.sqlite")
     store.register_fleet(fleet)
@@ -208,7 +210,7 @@ def run_bench(
         folder = work or Path(scratch)
         for case in (BenchCase(100, readings), BenchCase(1, single_readings)):
             raw, _ = _raw_rate(host, port, instruments, case, seed)
-            rate, pipeline, stored = _pipeline_rate(
+            rate, pipeline, stored = pipeline_rate(
                 host, port, fleet, instruments, case, seed, folder
             )
             counters = pipeline.counters

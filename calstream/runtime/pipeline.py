@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 
 from tenacity import Retrying, retry_if_exception_type, wait_random_exponential
 
+from calstream.notify.channel import AlertChannel
+from calstream.notify.mqtt import MqttAlerts
 from calstream.runtime.in_hand import InHandLedger
 from calstream.runtime.journal import (
     Journal,
@@ -50,12 +52,12 @@ from metrology.wire import (
     RejectReason,
     alerts_topic,
     dead_letters_of,
-    encode_status_change,
     readings_topic,
 )
 from storage.batch import WriteResult
 from storage.contract import Store
 from storage.errors import StorageError
+from stream_processors.dead_letters import dead_letters_of_failed
 from stream_processors.runner import FleetProcessor
 
 log = logging.getLogger(__name__)
@@ -127,6 +129,7 @@ class Pipeline:
         drain_budget_s: float = 1.0,
         ledger: InHandLedger | None = None,
         crash_on: bytes | None = None,
+        alerts: AlertChannel | None = None,
     ) -> None:
         self.subscriber = subscriber
         self.admission = admission
@@ -159,6 +162,8 @@ class Pipeline:
         self.journal_is_full = False
         """The journal refused the batch in hand: nothing is acknowledged (back-pressure)."""
         self._full_logged_at = -60.0
+        self.alerts: AlertChannel = alerts or MqttAlerts(subscriber)
+        """Where the status changes of committed batches go (default: the MQTT alert topic)."""
         self.ledger = ledger
         """Records what is in hand before it is processed (poison-message immunity)."""
         self._crash_on = crash_on
@@ -184,25 +189,12 @@ class Pipeline:
         clock = time.perf_counter
         started = clock()
         output = self.processor.process(admitted)
-        for reading, error in output.failed:
-            log.error(
-                "step failed on %s seq %s", reading.instrument_id, reading.seq, exc_info=error
-            )
-            counters.accepted -= 1
-            counters.rejected += 1
-            counters.rejected_by_reason[RejectReason.PROCESSING_ERROR.value] += 1
-            batch.dead_letters.append(
-                DeadLetter(
-                    received_at=now,
-                    topic=readings_topic(reading.tenant, reading.site, reading.gateway),
-                    reason=RejectReason.PROCESSING_ERROR,
-                    detail=f"{type(error).__name__}: {error}",
-                    excerpt=repr(reading)[:200],
-                    tenant=reading.tenant,
-                    instrument_id=reading.instrument_id,
-                    seq=reading.seq,
-                )
-            )
+        if output.failed:
+            failed = dead_letters_of_failed(output.failed, now)
+            counters.accepted -= len(failed)
+            counters.rejected += len(failed)
+            counters.rejected_by_reason[RejectReason.PROCESSING_ERROR.value] += len(failed)
+            batch.dead_letters.extend(failed)
         batch.readings = output.assessed
         batch.changes = output.changes
         self._dirty |= output.touched
@@ -534,8 +526,7 @@ class Pipeline:
         self.metrics.received_to_stored_seconds.observe(time.time() - entry.received_at)
 
     def _publish_alerts(self, changes: list[StatusChange]) -> None:
-        for change in changes:
-            self.subscriber.publish(alerts_topic(change.tenant), encode_status_change(change))
+        self.alerts.send(changes)
         self.counters.alerts += len(changes)
 
     # --- thread lifecycle ---

@@ -22,9 +22,10 @@ from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_fixe
 
 from calstream.errors import ServiceError
 from calstream.settings import Settings, broker_address
-from calstream.wiring import admission_for, policy_for, read_fleet, store_for
+from calstream.wiring import admission_for, policy_for, store_for
 from ingest.forward_sinks import KafkaUnavailable, forward_sink_for
 from ingest.forwarder import Forwarder, ForwarderCounters
+from ingest.importers.fleet_file import read_fleet
 from ingest.shared_subscriber import SharedSubscriber
 from storage.errors import StorageError
 from stream_processors.routing import readings_records

@@ -24,8 +24,9 @@ from calstream.runtime.tuning import tune_garbage_collector
 from calstream.servers.embedded import EmbeddedBroker
 from calstream.servers.mosquitto import DEPLOY_MOSQUITTO_CONF, MosquittoDaemon, mosquitto_binary
 from calstream.settings import Settings, broker_address
-from calstream.wiring import pipeline_for, read_fleet, store_for, subscriber_for
+from calstream.wiring import pipeline_for, store_for, subscriber_for
 from ingest.errors import BrokerUnavailable
+from ingest.importers.fleet_file import read_fleet
 from storage.select import describe_store
 
 log = logging.getLogger(__name__)

@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from calstream.settings import example_fleet_path
-from calstream.wiring import read_fleet
 from ingest.admission import Admission, AdmissionPolicy
 from ingest.decoders import DECODERS, Decoder, decoder_for
 from ingest.decoders.json_v1 import _decode_slowly, decode
+from ingest.importers.fleet_file import read_fleet
 from ingest.intake import Taken, take, take_batch
 from metrology.fleet import load_fleet
 from metrology.instrument import InstrumentSpec, MeasuringRange

@@ -39,10 +39,11 @@ from stream_processors.codec import (
     encode_reading,
     encode_state,
 )
+from stream_processors.context import InstrumentContext
 from stream_processors.peers import PeerBoard
 from stream_processors.policy import ProcessingPolicy
 from stream_processors.state import DriftTracking, InstrumentState, Judgement
-from stream_processors.step import InstrumentContext, step
+from stream_processors.step import step
 
 
 def through_json(document: dict) -> dict:

@@ -21,9 +21,11 @@ from metrology.calibration import CalibrationHistory
 from metrology.instrument import Tolerance
 from metrology.intervals import StaircasePolicy, drift_based_interval, staircase_interval
 from metrology.timebase import SECONDS_PER_DAY
+from stream_processors.context import InstrumentContext
+from stream_processors.describe import describe
 from stream_processors.policy import ProcessingPolicy
 from stream_processors.state import DriftTracking, InstrumentState
-from stream_processors.step import InstrumentContext, describe, step
+from stream_processors.step import step
 
 RNG_SEED = 11
 

@@ -20,9 +20,11 @@ from step_factories import (
 from metrology.calibration import CalibrationHistory
 from metrology.health import Status
 from metrology.instrument import ReferenceKind
+from stream_processors.context import InstrumentContext
+from stream_processors.describe import describe
 from stream_processors.policy import ProcessingPolicy
 from stream_processors.state import InstrumentState
-from stream_processors.step import InstrumentContext, assess_clock, describe, step
+from stream_processors.step import assess_clock, step
 
 NOISE = 0.6 * U_CAL / 2  # 0.6 u
 

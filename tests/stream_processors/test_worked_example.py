@@ -21,9 +21,11 @@ from metrology.health import Status
 from metrology.instrument import InstrumentSpec, ReferenceKind, ReferenceRelation, Tolerance
 from metrology.reading import Reading
 from metrology.timebase import SECONDS_PER_DAY
+from stream_processors.context import InstrumentContext
+from stream_processors.describe import describe
 from stream_processors.policy import ProcessingPolicy
 from stream_processors.state import InstrumentState
-from stream_processors.step import InstrumentContext, describe, step
+from stream_processors.step import step
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 ID = "acme-north-TT-001"

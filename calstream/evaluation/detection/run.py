@@ -60,10 +60,11 @@ from metrology.fleet import load_fleet
 from metrology.health import DRIFT_CONDITIONS
 from metrology.timebase import SECONDS_PER_DAY
 from metrology.wire import DecodedMessage, readings_topic
+from stream_processors.context import InstrumentContext
 from stream_processors.policy import ProcessingPolicy
 from stream_processors.runner import FleetProcessor
 from stream_processors.state import InstrumentState
-from stream_processors.step import InstrumentContext, step
+from stream_processors.step import step
 
 DETECT_BENCH_AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 """End of every simulated window (the fleets' ``as_of``)."""

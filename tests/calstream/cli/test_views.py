@@ -70,9 +70,11 @@ def test_every_number_a_snapshot_carries_has_a_section() -> None:
     from metrology.calibration import CalibrationHistory, CalibrationRecord, Correction
     from metrology.instrument import InstrumentSpec, ReferenceKind, ReferenceRelation, Tolerance
     from metrology.reading import Reading
+    from stream_processors.context import InstrumentContext
+    from stream_processors.describe import describe
     from stream_processors.policy import ProcessingPolicy
     from stream_processors.state import InstrumentState
-    from stream_processors.step import InstrumentContext, describe, step
+    from stream_processors.step import step
 
     spec = InstrumentSpec(
         "i-1", "acme", "north", "gw", "temperature", "degC", Tolerance(-0.2, 0.2), 3600.0,

@@ -28,8 +28,9 @@ from metrology.assessment import Assessment, StatusChange
 from metrology.reading import Reading
 from metrology.timebase import SECONDS_PER_DAY
 from stream_processors import keyed
+from stream_processors.context import InstrumentContext
 from stream_processors.state import InstrumentState
-from stream_processors.step import InstrumentContext, step
+from stream_processors.step import step
 
 DAY = SECONDS_PER_DAY
 START = 1_750_000_000.0

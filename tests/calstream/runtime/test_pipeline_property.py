@@ -28,7 +28,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from calstream.runtime.pipeline import Pipeline
 from calstream.servers.mosquitto import LocalMosquitto
 from calstream.settings import Settings, example_fleet_path
-from calstream.wiring import pipeline_for, read_fleet, subscriber_for
+from calstream.wiring import pipeline_for, subscriber_for
+from ingest.importers.fleet_file import read_fleet
 from ingest.subscriber import InboundMessage
 from metrology.timebase import SECONDS_PER_DAY, iso
 from metrology.wire import MAX_PAYLOAD_BYTES, readings_topic
