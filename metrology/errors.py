@@ -23,6 +23,13 @@ drawing against the classes)::
     │   └── StateCodecError         a document is not a state, reading or calibration of the codec
     ├── StorageError                storage: a store cannot be opened, written or read
     │   ├── SchemaVersionError      the database has another schema version (refused, untouched)
+    │   ├── RegistryError           a registry operation was refused, with the reason
+    │   │   ├── NotFoundError       the object named does not exist (within the caller's scope)
+    │   │   ├── PermissionDeniedError   outside the caller's scope (worded alike if it exists)
+    │   │   ├── ConflictError       a duplicate id, an overlapping certificate, a changed record
+    │   │   ├── InvalidDocumentError    the operation's document is invalid (every field named)
+    │   │   └── AuthenticationError an unknown, revoked or expired token (one error for all)
+    │   ├── UnsupportedQuery        this store cannot answer this query yet (InfluxDB series)
     │   └── LocalQueueError         a local queue's file cannot be opened, written or read
     │       ├── LocalQueueFull      the entry does not fit under max_bytes: refused, none dropped
     │       └── LocalQueueVersionError  another layout or entry format (refused, untouched)

@@ -13,6 +13,10 @@
 - ``register_fleet`` upserts the registry and tells the sink the fleet (the readings' measurand)
   and the registry's latest states (so the sink's per-site status counts survive a restart).
 - The status queries are answered by the registry; ``reading_count`` by the sink.
+- ``operations`` are the registry's (:class:`~storage.registry.operations.RegistryOperations`),
+  and so are the scoped reads, except ``instrument_series``: reading series back from InfluxDB
+  (InfluxQL ``GROUP BY time(...)``; VictoriaMetrics speaks only PromQL) is not built yet, so it
+  checks the caller's scope and then raises :class:`~storage.errors.UnsupportedQuery`.
 
 What :class:`WriteResult` means here: a sink that overwrites cannot tell a new reading from a
 re-delivered one without reading it back first (which would halve the write rate), so
@@ -28,10 +32,15 @@ from metrology.assessment import HealthSnapshot, StatusChange
 from metrology.batch import OutputBatch
 from metrology.calibration import CalibrationHistory
 from metrology.fleet import Fleet
+from metrology.tenancy import Scope
 from metrology.wire import DeadLetter
 from storage.batch import WriteResult
 from storage.contract import SeriesSink
+from storage.errors import UnsupportedQuery
 from storage.registry import SqlRegistry
+from storage.registry.operations import RegistryOperations
+from storage.registry.records import Cursor, DueEntry, InstrumentRecord, Page, SeriesBucket
+from storage.registry.scoped import FleetHealth
 
 
 class CompositeStore:
@@ -43,11 +52,17 @@ class CompositeStore:
 
     # --- writing ---
 
-    def register_fleet(self, fleet: Fleet) -> None:
-        """Register in the registry, then tell the sink the fleet and the stored latest states."""
-        self.registry.register_fleet(fleet)
+    @property
+    def operations(self) -> RegistryOperations:
+        return self.registry.operations
+
+    def register_fleet(self, fleet: Fleet) -> int:
+        """Register in the registry, then tell the sink the fleet and the stored latest states;
+        returns the number of registry changes made."""
+        changes = self.registry.register_fleet(fleet)
         self.series.register_fleet(fleet)
         self.series.seed_statuses(self.registry.snapshots())
+        return changes
 
     def write(self, batch: OutputBatch) -> WriteResult:
         """Series first, then the registry; both accepted on return (see the module docstring)."""
@@ -107,3 +122,70 @@ class CompositeStore:
 
     def calibration_history(self, instrument_id: str) -> CalibrationHistory:
         return self.registry.calibration_history(instrument_id)
+
+    # --- scoped reads ---
+
+    def fleet_health(self, scope: Scope, worst: int = 10, tenant: str | None = None) -> FleetHealth:
+        return self.registry.fleet_health(scope, worst, tenant)
+
+    def instrument_health(self, scope: Scope, instrument_id: str) -> HealthSnapshot | None:
+        return self.registry.instrument_health(scope, instrument_id)
+
+    def instrument_series(
+        self, scope: Scope, instrument_id: str, start: float, end: float, max_points: int = 500
+    ) -> list[SeriesBucket]:
+        """Not yet from InfluxDB: the scope is checked, then :class:`UnsupportedQuery`."""
+        self.registry.instrument_health(scope, instrument_id)  # refuses what is out of scope
+        raise UnsupportedQuery(
+            f"instrument_series({instrument_id!r}) from {type(self.series).__name__}: reading "
+            "series back from InfluxDB is not built yet; the dashboards read them (InfluxQL), "
+            "and the embedded store (sqlite:///) answers this query"
+        )
+
+    def status_history(
+        self,
+        scope: Scope,
+        *,
+        instrument_id: str | None = None,
+        tenant: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        limit: int = 100,
+        after: Cursor | None = None,
+    ) -> Page[StatusChange]:
+        return self.registry.status_history(
+            scope, instrument_id=instrument_id, tenant=tenant, start=start, end=end, limit=limit,
+            after=after,
+        )  # fmt: skip
+
+    def dead_letters(
+        self,
+        scope: Scope,
+        *,
+        tenant: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        limit: int = 100,
+        after: Cursor | None = None,
+    ) -> Page[DeadLetter]:
+        return self.registry.dead_letters(
+            scope, tenant=tenant, start=start, end=end, limit=limit, after=after
+        )
+
+    def due_list(
+        self,
+        scope: Scope,
+        *,
+        tenant: str | None = None,
+        due_before: float | None = None,
+        limit: int = 100,
+    ) -> list[DueEntry]:
+        return self.registry.due_list(scope, tenant=tenant, due_before=due_before, limit=limit)
+
+    def instruments(
+        self, scope: Scope, *, tenant: str | None = None, include_retired: bool = False
+    ) -> list[InstrumentRecord]:
+        return self.registry.instruments(scope, tenant=tenant, include_retired=include_retired)
+
+    def calibrations(self, scope: Scope, instrument_id: str) -> CalibrationHistory:
+        return self.registry.calibrations(scope, instrument_id)

@@ -7,6 +7,12 @@ health and alert series for the dashboards) with a **registry** (SQLite or Postg
 SQLAlchemy: instruments, calibrations, latest states, decisions, alerts, dead letters).
 
 Every store passes the same contract tests (``tests/storage/test_store_contract.py``).
+
+The people's side (DESIGN.md): a store carries the registry operations (``operations``:
+tenants, sites, gateways, instruments, certificates, contracts, tokens, each one audited
+transaction; :mod:`storage.registry.operations`) and answers the reads the API serves, each
+confined to the caller's :class:`~metrology.tenancy.Scope` in SQL. The unscoped queries above
+them are the platform's own (``calstream status`` runs on the server: the local scope).
 """
 
 from __future__ import annotations
@@ -16,17 +22,29 @@ from typing import Protocol, runtime_checkable
 
 from metrology.assessment import HealthSnapshot, StatusChange
 from metrology.batch import OutputBatch
+from metrology.calibration import CalibrationHistory
 from metrology.fleet import Fleet
+from metrology.tenancy import Scope
 from metrology.wire import DeadLetter
 from storage.batch import WriteResult
+from storage.registry.operations import RegistryOperations
+from storage.registry.records import Cursor, DueEntry, InstrumentRecord, Page, SeriesBucket
+from storage.registry.scoped import FleetHealth
 
 
 @runtime_checkable
 class Store(Protocol):
     """The pipeline's and the command line's view of storage."""
 
-    def register_fleet(self, fleet: Fleet) -> None:
-        """Upsert tenants, sites, instruments and calibrations of ``fleet``."""
+    @property
+    def operations(self) -> RegistryOperations:
+        """The registry operations on this store's registry."""
+        ...
+
+    def register_fleet(self, fleet: Fleet) -> int:
+        """Register ``fleet`` through the registry operations as the local principal, in one
+        transaction, idempotently; returns the number of changes (0: nothing was new)."""
+        ...
 
     def write(self, batch: OutputBatch) -> WriteResult:
         """Write one batch; on return it is durable (the pipeline then acknowledges it).
@@ -61,6 +79,71 @@ class Store(Protocol):
     def alert_count(self) -> int: ...
 
     def registered_instruments(self) -> int: ...
+
+    def calibration_history(self, instrument_id: str) -> CalibrationHistory: ...
+
+    # --- the reads the API serves, confined to the caller's scope ---
+
+    def fleet_health(self, scope: Scope, worst: int = 10, tenant: str | None = None) -> FleetHealth:
+        """Instruments by status (every key) and the ``worst`` most severe snapshots."""
+        ...
+
+    def instrument_health(self, scope: Scope, instrument_id: str) -> HealthSnapshot | None:
+        """The latest health with the numbers behind it (None: registered, no data yet)."""
+        ...
+
+    def instrument_series(
+        self, scope: Scope, instrument_id: str, start: float, end: float, max_points: int = 500
+    ) -> list[SeriesBucket]:
+        """Readings and residuals in ``[start, end)``, downsampled to at most ``max_points``
+        time buckets by the database. ``UnsupportedQuery`` where the series store cannot yet."""
+        ...
+
+    def status_history(
+        self,
+        scope: Scope,
+        *,
+        instrument_id: str | None = None,
+        tenant: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        limit: int = 100,
+        after: Cursor | None = None,
+    ) -> Page[StatusChange]:
+        """Status changes, newest first; ``after`` is the previous page's ``next`` cursor."""
+        ...
+
+    def dead_letters(
+        self,
+        scope: Scope,
+        *,
+        tenant: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        limit: int = 100,
+        after: Cursor | None = None,
+    ) -> Page[DeadLetter]:
+        """Dead letters, newest first, a page at a time (keyset on received time and id)."""
+        ...
+
+    def due_list(
+        self,
+        scope: Scope,
+        *,
+        tenant: str | None = None,
+        due_before: float | None = None,
+        limit: int = 100,
+    ) -> list[DueEntry]:
+        """Instruments by calibration due date (never calibrated first)."""
+        ...
+
+    def instruments(
+        self, scope: Scope, *, tenant: str | None = None, include_retired: bool = False
+    ) -> list[InstrumentRecord]: ...
+
+    def calibrations(self, scope: Scope, instrument_id: str) -> CalibrationHistory:
+        """Every revision of every certificate of the instrument (the audit trail, curves)."""
+        ...
 
 
 @runtime_checkable

@@ -7,7 +7,12 @@ columns). Values are in the instrument's registered unit. JSON columns hold stan
 Registry tables (defined in :mod:`storage.registry.tables`, created and migrated by Alembic,
 written through SQLAlchemy Core: the same code as the PostgreSQL registry)::
 
-    tenants, tenant_clients, sites, instruments (with decision_rule)
+    tenants (with their default decision_rule, interval_policy, shared_gateways),
+    tenant_clients, contracts (provider, client, scope, valid_from, valid_until, ended_at),
+    sites, gateways (retired_at), instruments (with decision_rule; retired_at)
+    api_tokens                 id, tenant, role, name, expiry, revocation, SHA-256 of the secret
+    registry_audit             append-only: when, who, operation, entity, key, before, after, why
+    registry_changes           append-only change log: seq, at, kind, operation, tenant, key
     calibrations               every revision of every certificate: PK (instrument_id,
                                certificate_id, revision), in_force, correction_kind
                                (gain_offset | curve), correction_offset, correction_gain,

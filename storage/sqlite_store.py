@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -33,12 +34,15 @@ from metrology.assessment import HealthSnapshot, StatusChange
 from metrology.batch import OutputBatch
 from metrology.calibration import CalibrationHistory
 from metrology.fleet import Fleet
+from metrology.tenancy import Scope
 from metrology.wire import DeadLetter
 from storage import queries
 from storage.batch import WriteResult
 from storage.errors import StorageError
-from storage.registry import migrate, writes
+from storage.registry import migrate, scoped
 from storage.registry import queries as registry_queries
+from storage.registry.operations import RegistryOperations
+from storage.registry.records import Cursor, DueEntry, InstrumentRecord, Page, SeriesBucket
 from storage.rows import (
     ALERT_COLUMNS,
     DEAD_LETTER_KEYED_COLUMNS,
@@ -108,7 +112,12 @@ class SqliteStore:
     """Readings, latest health, alerts, dead letters and the registry in one SQLite file."""
 
     def __init__(
-        self, path: str | Path, *, synchronous: str = "FULL", busy_timeout_ms: int = BUSY_TIMEOUT_MS
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "FULL",
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = path if str(path) == ":memory:" else Path(path)
         self._lock = threading.Lock()
@@ -137,26 +146,31 @@ class SqliteStore:
         except BaseException:
             self._close()
             raise
+        self.operations = RegistryOperations(self.transact, clock)
+        """The registry operations (tenants, instruments, certificates, ...) on this file."""
 
     # --- writing ---
 
-    def register_fleet(self, fleet: Fleet) -> None:
-        """Upsert tenants, sites, instruments and calibrations of ``fleet`` in one transaction.
-
-        The registry's own code (:func:`storage.registry.writes.register_fleet`), on this file.
-        """
-        what = f"register fleet {fleet.name!r}"
+    def transact(self, what: str, work: Callable[[Connection], _T], *, write: bool) -> _T:
+        """``work`` on the store's connection in one transaction (``BEGIN IMMEDIATE`` when it
+        writes): the runner of the registry operations, with the store's lock held."""
         with self._lock, self._registry_errors(what), self._engine.connect() as connection:
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             # SQLAlchemy's begin is no statement on this driver: the transaction is the one
             # just opened, and commit() / rollback() end it.
             transaction = connection.begin()
             try:
-                writes.register_fleet(connection, fleet)
+                result = work(connection)
             except BaseException:
                 transaction.rollback()
                 raise
             transaction.commit()
+            return result
+
+    def register_fleet(self, fleet: Fleet) -> int:
+        """Register ``fleet`` through the registry operations, on this file: the local
+        principal, one transaction, idempotent; returns the number of changes made."""
+        return self.operations.register_fleet(fleet)
 
     def write(self, batch: OutputBatch) -> WriteResult:
         """Write one batch in ONE transaction and return exact counts; raises :class:`StorageError`.
@@ -240,11 +254,11 @@ class SqliteStore:
 
     # --- queries ---
 
-    def _read(self, query: Callable[..., _T], *args: Any) -> _T:
+    def _read(self, query: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         """A registry query (:mod:`storage.registry.queries`) on this store's connection."""
         what = query.__name__
         with self._lock, self._registry_errors(what), self._engine.connect() as connection:
-            return query(connection, *args)
+            return query(connection, *args, **kwargs)
 
     def snapshots(self, tenant: str | None = None) -> list[HealthSnapshot]:
         """Latest health of every instrument with stored state (of ``tenant`` only, if given)."""
@@ -294,6 +308,87 @@ class SqliteStore:
     def calibration_history(self, instrument_id: str) -> CalibrationHistory:
         """Every registered revision of the instrument's certificates (audit trail, curves)."""
         return self._read(registry_queries.calibration_history, instrument_id)
+
+    # --- scoped reads (storage.registry.scoped; the series here) ---
+
+    def fleet_health(
+        self, scope: Scope, worst: int = 10, tenant: str | None = None
+    ) -> scoped.FleetHealth:
+        """Instruments by status and the ``worst`` most severe, of the tenants ``scope`` reads."""
+        return self._read(scoped.fleet_health, scope, worst, tenant)
+
+    def instrument_health(self, scope: Scope, instrument_id: str) -> HealthSnapshot | None:
+        """The instrument's latest health with its numbers (None: registered, no data yet)."""
+        return self._read(scoped.instrument_health, scope, instrument_id)
+
+    def instrument_series(
+        self, scope: Scope, instrument_id: str, start: float, end: float, max_points: int = 500
+    ) -> list[SeriesBucket]:
+        """Readings and residuals of the instrument in ``[start, end)``, at most ``max_points``
+        (time buckets computed in SQL; :func:`storage.queries.instrument_series`)."""
+
+        def read(connection: Connection) -> list[SeriesBucket]:
+            scoped.visible_instrument(connection, scope, instrument_id)
+            return queries.instrument_series(connection, instrument_id, start, end, max_points)
+
+        read.__name__ = "instrument_series"
+        return self._read(read)
+
+    def status_history(
+        self,
+        scope: Scope,
+        *,
+        instrument_id: str | None = None,
+        tenant: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        limit: int = 100,
+        after: Cursor | None = None,
+    ) -> Page[StatusChange]:
+        """Status changes in ``[start, end)``, newest first, a page at a time (keyset)."""
+        return self._read(
+            scoped.status_history, scope, instrument_id=instrument_id, tenant=tenant,
+            start=start, end=end, limit=limit, after=after,
+        )  # fmt: skip
+
+    def dead_letters(
+        self,
+        scope: Scope,
+        *,
+        tenant: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        limit: int = 100,
+        after: Cursor | None = None,
+    ) -> Page[DeadLetter]:
+        """Dead letters received in ``[start, end)``, newest first, a page at a time."""
+        return self._read(
+            scoped.dead_letter_page, scope, tenant=tenant, start=start, end=end, limit=limit,
+            after=after,
+        )  # fmt: skip
+
+    def due_list(
+        self,
+        scope: Scope,
+        *,
+        tenant: str | None = None,
+        due_before: float | None = None,
+        limit: int = 100,
+    ) -> list[DueEntry]:
+        """Instruments by calibration due date, never calibrated first."""
+        return self._read(scoped.due_list, scope, tenant=tenant, due_before=due_before, limit=limit)
+
+    def instruments(
+        self, scope: Scope, *, tenant: str | None = None, include_retired: bool = False
+    ) -> list[InstrumentRecord]:
+        """Registered instruments the scope reads (retired ones when asked)."""
+        return self._read(
+            scoped.instrument_list, scope, tenant=tenant, include_retired=include_retired
+        )
+
+    def calibrations(self, scope: Scope, instrument_id: str) -> CalibrationHistory:
+        """Every revision of the instrument's certificates, if the scope reads it."""
+        return self._read(scoped.calibration_history, scope, instrument_id)
 
 
 def _migrate_in_open_transaction(connection: Connection) -> None:

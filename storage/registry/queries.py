@@ -1,15 +1,18 @@
 """Read queries over the registry in SQLAlchemy Core: the embedded store and SqlRegistry share them.
 
 Every query that takes ``tenant`` is scoped by it in SQL: a tenant-scoped call never returns
-another tenant's rows. Instruments are counted over the registry *and* the latest-state table,
-so an instrument registered but never heard from shows up as ``NO_DATA``.
+another tenant's rows; ``tenants`` (a set of tenant ids, the reads of a caller's scope; ``None``:
+every tenant) narrows the same way (:mod:`storage.registry.scoped`). Instruments are counted
+over the registry *and* the latest-state table, so an instrument registered but never heard
+from shows up as ``NO_DATA``; retired instruments are not counted (they stay for history).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import Connection, case, func, literal, select, union
+from sqlalchemy import Connection, case, false, func, literal, select, true, union
 
 from metrology.assessment import HealthSnapshot, StatusChange
 from metrology.audit import Amendment
@@ -39,7 +42,7 @@ from storage.rows import (
 )
 from storage.schema import NO_DATA, STATUS_KEYS
 
-_SNAPSHOT_COLUMNS = [
+SNAPSHOT_COLUMNS = [
     instrument_state.c[name]
     for name in (
         "instrument_id", "tenant", "site", "status", "conditions", "reasons", "evaluated_at",
@@ -52,10 +55,26 @@ def _zero_counts() -> dict[str, int]:
     return dict.fromkeys(STATUS_KEYS, 0)
 
 
+def in_tenants(column: Any, tenant: str | None, tenants: Collection[str] | None) -> Any:
+    """``column`` is ``tenant`` (when given) and one of ``tenants`` (when given)."""
+    clauses = [true() if tenant is None else column == tenant]
+    if tenants is not None:
+        clauses.append(column.in_(sorted(tenants)) if tenants else false())
+    return clauses[0] if len(clauses) == 1 else clauses[0] & clauses[1]
+
+
+def retired_ids() -> Any:
+    return select(instruments.c.instrument_id).where(instruments.c.retired_at.is_not(None))
+
+
 def _known_instruments() -> Any:
-    """(tenant, site, status) of every registered instrument or instrument with a state."""
+    """(tenant, site, status) of every registered instrument or instrument with a state (but
+    not of retired instruments)."""
     known = union(
-        select(instruments.c.instrument_id), select(instrument_state.c.instrument_id)
+        select(instruments.c.instrument_id).where(instruments.c.retired_at.is_(None)),
+        select(instrument_state.c.instrument_id).where(
+            instrument_state.c.instrument_id.not_in(retired_ids())
+        ),
     ).subquery("known")
     return (
         select(
@@ -71,17 +90,21 @@ def _known_instruments() -> Any:
 
 
 def snapshots(connection: Connection, tenant: str | None = None) -> list[HealthSnapshot]:
-    query = select(*_SNAPSHOT_COLUMNS).order_by(instrument_state.c.instrument_id)
+    query = select(*SNAPSHOT_COLUMNS).order_by(instrument_state.c.instrument_id)
     if tenant is not None:
         query = query.where(instrument_state.c.tenant == tenant)
     return [snapshot_from_row(tuple(row)) for row in connection.execute(query)]
 
 
-def counts_by_status(connection: Connection, tenant: str | None = None) -> dict[str, int]:
+def counts_by_status(
+    connection: Connection, tenant: str | None = None, tenants: Collection[str] | None = None
+) -> dict[str, int]:
     known = _known_instruments()
-    query = select(known.c.status, func.count()).group_by(known.c.status)
-    if tenant is not None:
-        query = query.where(known.c.tenant == tenant)
+    query = (
+        select(known.c.status, func.count())
+        .where(in_tenants(known.c.tenant, tenant, tenants))
+        .group_by(known.c.status)
+    )
     counts = _zero_counts()
     for status, count in connection.execute(query):
         counts[status] = counts.get(status, 0) + count
@@ -102,7 +125,10 @@ def counts_by_site(connection: Connection) -> dict[tuple[str, str], dict[str, in
 
 
 def worst_instruments(
-    connection: Connection, limit: int = 10, tenant: str | None = None
+    connection: Connection,
+    limit: int = 10,
+    tenant: str | None = None,
+    tenants: Collection[str] | None = None,
 ) -> list[HealthSnapshot]:
     """Most severe status first (:data:`metrology.health.SEVERITY`); then the most recent change."""
     severity = case(
@@ -116,17 +142,19 @@ def worst_instruments(
         .scalar_subquery()
     )
     query = (
-        select(*_SNAPSHOT_COLUMNS)
+        select(*SNAPSHOT_COLUMNS)
         .order_by(
             severity,
             changed_at.desc().nulls_last(),
             instrument_state.c.evaluated_at.desc(),
             instrument_state.c.instrument_id,
         )
+        .where(
+            in_tenants(instrument_state.c.tenant, tenant, tenants),
+            instrument_state.c.instrument_id.not_in(retired_ids()),
+        )
         .limit(limit)
     )
-    if tenant is not None:
-        query = query.where(instrument_state.c.tenant == tenant)
     return [snapshot_from_row(tuple(row)) for row in connection.execute(query)]
 
 
@@ -170,7 +198,9 @@ def alert_count(connection: Connection) -> int:
 
 
 def registered_instruments(connection: Connection) -> int:
-    return int(connection.execute(select(func.count()).select_from(instruments)).scalar_one())
+    """Instruments registered and not retired."""
+    query = select(func.count()).select_from(instruments).where(instruments.c.retired_at.is_(None))
+    return int(connection.execute(query).scalar_one())
 
 
 def calibration_history(connection: Connection, instrument_id: str) -> CalibrationHistory:
@@ -179,24 +209,30 @@ def calibration_history(connection: Connection, instrument_id: str) -> Calibrati
     Revisions come back with their amendments (who, when, why) and curves with their points, so
     ``history.audit_trail(certificate)`` is what was registered. Empty for an unknown instrument.
     """
-    points: dict[tuple[str, int], list[tuple[float, float]]] = {}
-    for row in connection.execute(
-        select(calibration_curve_points)
-        .where(calibration_curve_points.c.instrument_id == instrument_id)
-        .order_by(calibration_curve_points.c.point)
-    ):
-        points.setdefault((row.certificate_id, row.revision), []).append(
+    return calibration_histories(connection, instrument_id).get(instrument_id, CalibrationHistory())
+
+
+def calibration_histories(
+    connection: Connection, instrument_id: str | None = None
+) -> dict[str, CalibrationHistory]:
+    """:func:`calibration_history` of every instrument with a certificate (or of one), in two
+    queries whatever the number of instruments."""
+    point_query = select(calibration_curve_points).order_by(calibration_curve_points.c.point)
+    query = select(calibrations).order_by(calibrations.c.calibrated_at, calibrations.c.revision)
+    if instrument_id is not None:
+        point_query = point_query.where(calibration_curve_points.c.instrument_id == instrument_id)
+        query = query.where(calibrations.c.instrument_id == instrument_id)
+    points: dict[tuple[str, str, int], list[tuple[float, float]]] = {}
+    for row in connection.execute(point_query):
+        points.setdefault((row.instrument_id, row.certificate_id, row.revision), []).append(
             (row.indication, row.correction)
         )
-    records = []
-    for row in connection.execute(
-        select(calibrations)
-        .where(calibrations.c.instrument_id == instrument_id)
-        .order_by(calibrations.c.calibrated_at, calibrations.c.revision)
-    ):
+    records: dict[str, list[CalibrationRecord]] = {}
+    for row in connection.execute(query):
+        key = (row.instrument_id, row.certificate_id, row.revision)
         correction: Correction | CurveCorrection
         if row.correction_kind == CURVE:
-            correction = CurveCorrection(tuple(points[(row.certificate_id, row.revision)]))
+            correction = CurveCorrection(tuple(points[key]))
         else:
             correction = Correction(row.correction_offset, row.correction_gain)
         amendment = (
@@ -210,7 +246,7 @@ def calibration_history(connection: Connection, instrument_id: str) -> Calibrati
                 row.amendment_reason,
             )
         )
-        records.append(
+        records.setdefault(row.instrument_id, []).append(
             CalibrationRecord(
                 instrument_id=row.instrument_id,
                 certificate_id=row.certificate_id,
@@ -223,4 +259,4 @@ def calibration_history(connection: Connection, instrument_id: str) -> Calibrati
                 as_found_error=row.as_found_error,
             )
         )
-    return CalibrationHistory(records)
+    return {key: CalibrationHistory(found) for key, found in records.items()}

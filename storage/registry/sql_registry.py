@@ -6,10 +6,16 @@ URLs: ``sqlite:///path/registry.sqlite`` (folders are created; WAL, like the emb
 works too). Every method runs in one transaction and raises :class:`StorageError` (the database
 error chained) when the database cannot be reached; connections are checked before use, so the
 registry recovers by itself once a restarted server is back.
+
+``operations`` (:class:`~storage.registry.operations.RegistryOperations`) are the people's
+changes to the registry (tenants, sites, gateways, instruments, certificates, contracts, tokens),
+audited; ``register_fleet`` goes through them. The scoped reads (``fleet_health``,
+``status_history``, ...; :mod:`storage.registry.scoped`) take the caller's scope.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,9 +29,12 @@ from metrology.assessment import HealthSnapshot, StatusChange
 from metrology.batch import OutputBatch
 from metrology.calibration import CalibrationHistory
 from metrology.fleet import Fleet
+from metrology.tenancy import Scope
 from metrology.wire import DeadLetter
 from storage.errors import StorageError
-from storage.registry import migrate, queries, writes
+from storage.registry import migrate, queries, scoped, writes
+from storage.registry.operations import RegistryOperations
+from storage.registry.records import Cursor, DueEntry, InstrumentRecord, Page
 from storage.schema import BUSY_TIMEOUT_MS, configure
 
 _T = TypeVar("_T")
@@ -75,7 +84,7 @@ def _sqlite_engine(url: str) -> Engine:
 class SqlRegistry:
     """Tenants, sites, instruments, calibration revisions, latest states, alerts, dead letters."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, clock: Callable[[], float] = time.time) -> None:
         self.url = engine_url(url)
         self.safe_url = make_url(self.url).render_as_string(hide_password=True)
         try:
@@ -90,6 +99,7 @@ class SqlRegistry:
         except BaseException:
             self._engine.dispose()
             raise
+        self.operations = RegistryOperations(self.transact, clock)
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
@@ -104,19 +114,27 @@ class SqlRegistry:
             with connection.begin():
                 return work(connection, *args)
 
-    def _read(self, work: Callable[..., _T], *args: Any) -> _T:
+    def _read(self, work: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         with (
             self._errors(work.__name__),
             self._engine.connect() as connection,
             connection.begin(),
         ):
-            return work(connection, *args)
+            return work(connection, *args, **kwargs)
+
+    def transact(self, what: str, work: Callable[[Connection], _T], *, write: bool) -> _T:
+        """``work`` in one transaction (a writing one when ``write``): the operations' runner."""
+        if write:
+            return self._write(what, work)
+        with self._errors(what), self._engine.connect() as connection, connection.begin():
+            return work(connection)
 
     # --- writing ---
 
-    def register_fleet(self, fleet: Fleet) -> None:
-        """Upsert tenants, sites, instruments and every calibration revision of ``fleet``."""
-        self._write(f"register fleet {fleet.name!r}", writes.register_fleet, fleet)
+    def register_fleet(self, fleet: Fleet) -> int:
+        """Register ``fleet`` through the registry operations (the local principal, one
+        transaction, idempotent); returns the number of changes made."""
+        return self.operations.register_fleet(fleet)
 
     def write_events(self, batch: OutputBatch) -> tuple[int, int]:
         """Store a batch's latest states, status changes and dead letters in one transaction.
@@ -173,6 +191,67 @@ class SqlRegistry:
     def calibration_history(self, instrument_id: str) -> CalibrationHistory:
         """Every registered revision of the instrument's certificates (audit trail, curves)."""
         return self._read(queries.calibration_history, instrument_id)
+
+    # --- scoped reads (storage.registry.scoped) ---
+
+    def fleet_health(
+        self, scope: Scope, worst: int = 10, tenant: str | None = None
+    ) -> scoped.FleetHealth:
+        return self._read(scoped.fleet_health, scope, worst, tenant)
+
+    def instrument_health(self, scope: Scope, instrument_id: str) -> HealthSnapshot | None:
+        return self._read(scoped.instrument_health, scope, instrument_id)
+
+    def status_history(
+        self,
+        scope: Scope,
+        *,
+        instrument_id: str | None = None,
+        tenant: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        limit: int = 100,
+        after: Cursor | None = None,
+    ) -> Page[StatusChange]:
+        return self._read(
+            scoped.status_history, scope, instrument_id=instrument_id, tenant=tenant,
+            start=start, end=end, limit=limit, after=after,
+        )  # fmt: skip
+
+    def dead_letters(
+        self,
+        scope: Scope,
+        *,
+        tenant: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        limit: int = 100,
+        after: Cursor | None = None,
+    ) -> Page[DeadLetter]:
+        return self._read(
+            scoped.dead_letter_page, scope, tenant=tenant, start=start, end=end, limit=limit,
+            after=after,
+        )  # fmt: skip
+
+    def due_list(
+        self,
+        scope: Scope,
+        *,
+        tenant: str | None = None,
+        due_before: float | None = None,
+        limit: int = 100,
+    ) -> list[DueEntry]:
+        return self._read(scoped.due_list, scope, tenant=tenant, due_before=due_before, limit=limit)
+
+    def instruments(
+        self, scope: Scope, *, tenant: str | None = None, include_retired: bool = False
+    ) -> list[InstrumentRecord]:
+        return self._read(
+            scoped.instrument_list, scope, tenant=tenant, include_retired=include_retired
+        )
+
+    def calibrations(self, scope: Scope, instrument_id: str) -> CalibrationHistory:
+        return self._read(scoped.calibration_history, scope, instrument_id)
 
 
 def _write_events(connection: Connection, batch: OutputBatch) -> tuple[int, int]:

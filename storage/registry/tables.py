@@ -12,6 +12,14 @@ Calibrations keep every revision of every certificate (ISO/IEC 17025:2017 §7.5.
 original issue is revision 0; an amendment is a new row with who amended it, when and why, and
 ``in_force`` marks the newest revision of each certificate, the one that corrects readings.
 Curve corrections keep their certificate points in ``calibration_curve_points``.
+
+Registry operations (:mod:`storage.registry.operations`) write, in the same transaction as each
+change, a row of ``registry_audit`` (who, when, what, before and after, why) and a row of
+``registry_changes`` (the change log the running pipeline follows). Both are append-only: the
+migration adds triggers that refuse UPDATE and DELETE on them, on SQLite and PostgreSQL.
+``contracts`` say which provider serves which client, with what scope and when;
+``tenant_clients`` keeps the pairs that have (or had) a contract, for the dashboards' client
+lists. ``api_tokens`` keeps a SHA-256 digest of each token's secret, never the secret.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 # Named constraints: Alembic can then address them, and both dialects name them alike.
@@ -47,6 +56,9 @@ tenants = Table(
     Column("tenant_id", Text, primary_key=True),
     Column("name", Text, nullable=False),
     Column("kind", Text, nullable=False),
+    Column("decision_rule", Text),
+    Column("interval_policy", Text),
+    Column("shared_gateways", Boolean, nullable=False, server_default=false()),
 )
 
 tenant_clients = Table(
@@ -67,6 +79,19 @@ sites = Table(
     Column("name", Text, nullable=False),
     PrimaryKeyConstraint("tenant", "site_id"),
     ForeignKeyConstraint(["tenant"], ["tenants.tenant_id"]),
+)
+
+gateways = Table(
+    "gateways",
+    metadata,
+    Column("tenant", Text, nullable=False),
+    Column("site", Text, nullable=False),
+    Column("gateway_id", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("retired_at", Float),
+    PrimaryKeyConstraint("tenant", "site", "gateway_id"),
+    ForeignKeyConstraint(["tenant", "site"], ["sites.tenant", "sites.site_id"]),
 )
 
 instruments = Table(
@@ -90,6 +115,7 @@ instruments = Table(
     Column("description", Text, nullable=False),
     Column("decision_rule", Text),
     Column("interval_policy", Text),
+    Column("retired_at", Float),
     ForeignKeyConstraint(["tenant", "site"], ["sites.tenant", "sites.site_id"]),
     Index("instruments_by_site", "tenant", "site"),
 )
@@ -191,6 +217,73 @@ dead_letters = Table(
     UniqueConstraint("dedup_key"),
     Index("dead_letters_by_time", "received_at"),
 )
+
+contracts = Table(
+    "contracts",
+    metadata,
+    Column("contract_id", Integer, primary_key=True, autoincrement=True),
+    Column("provider", Text, nullable=False),
+    Column("client", Text, nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("valid_from", Float),
+    Column("valid_until", Float),
+    Column("created_at", Float, nullable=False),
+    Column("ended_at", Float),
+    Column("end_reason", Text),
+    ForeignKeyConstraint(["provider"], ["tenants.tenant_id"]),
+    ForeignKeyConstraint(["client"], ["tenants.tenant_id"]),
+    Index("contracts_by_provider", "provider", "client"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_id", Text, primary_key=True),
+    Column("tenant", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("expires_at", Float),
+    Column("revoked_at", Float),
+    Column("secret_sha256", Text, nullable=False),
+    ForeignKeyConstraint(["tenant"], ["tenants.tenant_id"]),
+    Index("api_tokens_by_tenant", "tenant"),
+)
+
+registry_audit = Table(
+    "registry_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("principal", Text, nullable=False),
+    Column("principal_tenant", Text),
+    Column("role", Text, nullable=False),
+    Column("token_id", Text, nullable=False),
+    Column("operation", Text, nullable=False),
+    Column("entity", Text, nullable=False),
+    Column("entity_key", Text, nullable=False),
+    Column("tenant", Text),
+    Column("before", Text),
+    Column("after", Text),
+    Column("reason", Text),
+    Index("registry_audit_by_tenant_time", "tenant", "at"),
+    Index("registry_audit_by_time", "at"),
+)
+
+registry_changes = Table(
+    "registry_changes",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("operation", Text, nullable=False),
+    Column("tenant", Text),
+    Column("key", Text, nullable=False),
+)
+
+APPEND_ONLY_TABLES: tuple[str, ...] = ("registry_audit", "registry_changes")
+"""Tables whose rows are never updated or deleted (triggers refuse it)."""
 
 REGISTRY_TABLES: tuple[str, ...] = tuple(metadata.tables)
 """Every table the migrations own (the embedded store adds its series tables beside them)."""

@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 
 from metrology.assessment import Assessment, HealthSnapshot, StatusChange
+from metrology.batch import OutputBatch
 from metrology.fleet import Fleet, load_fleet
 from metrology.health import Status
 from metrology.reading import Reading
 from metrology.wire import DeadLetter, RejectReason
+from storage.registry import SqlRegistry
 from storage.sqlite_store import SqliteStore
 
 T0 = 1_780_000_000.0
@@ -237,3 +239,55 @@ def make_dead_letter() -> Callable[..., DeadLetter]:
 @pytest.fixture
 def t0() -> float:
     return T0
+
+
+# --- registry operations: a clock the test moves, and the three registries ---
+
+
+class Clock:
+    """The operations' clock: ``now`` epoch seconds until the test moves it."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        self.now += seconds
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(T0)
+
+
+REGISTRY_TARGETS = ["sqlite-store", "registry-sqlite", "registry-postgres"]
+"""Where the registry lives: the embedded store's file, a SQL registry on SQLite, on PostgreSQL."""
+
+Registry = SqliteStore | SqlRegistry
+
+
+@pytest.fixture(params=REGISTRY_TARGETS)
+def registry(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[Registry]:
+    """Each registry in turn, with the test's clock."""
+    opened: Registry
+    if request.param == "sqlite-store":
+        opened = SqliteStore(tmp_path / "store" / "calstream.sqlite", clock=clock)
+    elif request.param == "registry-sqlite":
+        opened = SqlRegistry(f"sqlite:///{tmp_path / 'registry.sqlite'}", clock=clock)
+    else:
+        opened = SqlRegistry(request.getfixturevalue("postgres").url, clock=clock)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def write_events(target: Registry, batch: OutputBatch) -> None:
+    """Store a batch's states, status changes and dead letters (and readings, in a store)."""
+    if isinstance(target, SqlRegistry):
+        target.write_events(batch)
+    else:
+        target.write(batch)

@@ -15,8 +15,9 @@ from storage.schema import SCHEMA_VERSION
 from storage.sqlite_store import SqliteStore
 
 TABLES = {
-    "alembic_version", "alerts", "calibration_curve_points", "calibrations", "dead_letters",
-    "instrument_state", "instruments", "readings", "residuals", "schema_version", "sites",
+    "alembic_version", "alerts", "api_tokens", "calibration_curve_points", "calibrations",
+    "contracts", "dead_letters", "gateways", "instrument_state", "instruments", "readings",
+    "registry_audit", "registry_changes", "residuals", "schema_version", "sites",
     "tenant_clients", "tenants",
 }  # fmt: skip
 
@@ -36,6 +37,12 @@ def test_open_creates_folders_tables_view_and_wal(store_path: Path) -> None:
     objects = _objects(store_path)
     assert objects["table"] == TABLES
     assert objects["view"] == {"status_history", "readings_full"}
+    # The audit trail and the change log refuse UPDATE and DELETE.
+    assert objects["trigger"] == {
+        f"{table}_no_{verb}"
+        for table in ("registry_audit", "registry_changes")
+        for verb in ("update", "delete")
+    }
     with sqlite3.connect(store_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]

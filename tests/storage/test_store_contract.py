@@ -27,10 +27,11 @@ from metrology.calibration import CalibrationHistory
 from metrology.curves import CurveCorrection
 from metrology.fleet import Fleet
 from metrology.health import SEVERITY, Status
+from metrology.tenancy import Principal, Role
 from metrology.timebase import SECONDS_PER_DAY
 from metrology.wire import DeadLetter, DecodedMessage, RejectReason, readings_topic
 from storage.composite import CompositeStore
-from storage.errors import StorageError
+from storage.errors import StorageError, UnsupportedQuery
 from storage.queries import NO_DATA, STATUS_KEYS
 from storage.registry import SqlRegistry
 from storage.sqlite_store import SqliteStore
@@ -393,6 +394,39 @@ def test_tenant_scoped_queries_never_return_another_tenants_rows(
     assert Counter(order) == Counter(
         s.status for s in simulated.processor.states.values() if s.status is not None
     )
+
+
+def test_scoped_reads_under_each_scope_are_the_tenant_queries(
+    target: Target, fleet: Fleet, simulated: Simulated
+) -> None:
+    """The reads the API serves, on every store: under the local scope they are the platform's
+    own queries; under a tenant's viewer, the tenant-scoped ones."""
+    target.register_fleet(fleet)
+    for batch in simulated.batches:
+        write(target, batch)
+    local = target.operations.scope(Principal.local())
+    health = target.fleet_health(local, worst=50)
+    assert health.counts == target.counts_by_status() == simulated.statuses(fleet)
+    assert health.worst == target.worst_instruments(50)
+    assert list(target.status_history(local, limit=1000).items) == target.alerts(1000)
+    assert list(target.dead_letters(local, limit=1000).items) == target.recent_dead_letters(1000)
+    assert [i.instrument_id for i in target.instruments(local)] == sorted(fleet.instruments)
+    assert len(target.due_list(local)) == 6
+    for tenant in ("acme", "globex"):
+        scope = target.operations.scope(Principal(tenant, tenant, Role.VIEWER, "tok"))
+        assert target.fleet_health(scope).counts == target.counts_by_status(tenant)
+        assert list(target.status_history(scope, limit=1000).items) == target.alerts(1000, tenant)
+    if isinstance(target, SqlRegistry):
+        return
+    times = [r.ts for b in simulated.batches for r, _ in b.readings
+             if r.instrument_id == "acme-n-TT-001"]  # fmt: skip
+    if isinstance(target, CompositeStore):
+        with pytest.raises(UnsupportedQuery):
+            target.instrument_series(local, "acme-n-TT-001", min(times), max(times) + 1)
+        return
+    buckets = target.instrument_series(local, "acme-n-TT-001", min(times), max(times) + 1, 24)
+    assert len(buckets) <= 24
+    assert sum(b.readings for b in buckets) == len(set(times))
 
 
 def test_demo_with_an_influxdb_store_fills_it(
