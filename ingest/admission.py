@@ -97,7 +97,9 @@ class Admission:
     def __init__(
         self, instruments: Mapping[str, InstrumentSpec], policy: AdmissionPolicy | None = None
     ) -> None:
-        self._instruments = instruments
+        self._instruments = dict(instruments)
+        self._retired: dict[str, tuple[str, float]] = {}
+        """Retired instruments: their tenant and when they were retired."""
         self._policy = policy or AdmissionPolicy()
         self._sequences: dict[tuple[str, str, str], SequenceWindow] = {}
         self._entries: dict[str, _Entry] = {}
@@ -186,8 +188,26 @@ class Admission:
             admitted.append(reading)
         return admitted, rejections
 
-    @staticmethod
-    def _not_registered(reading: Reading) -> Rejection:
+    def register(self, spec: InstrumentSpec) -> None:
+        """Admit the readings of ``spec`` from now on (a new instrument, or a changed one)."""
+        self._retired.pop(spec.instrument_id, None)
+        self._instruments[spec.instrument_id] = spec
+
+    def retire(self, instrument_id: str, tenant: str, at: float) -> None:
+        """Refuse the readings of a retired instrument from now on, saying so to its tenant."""
+        self._instruments.pop(instrument_id, None)
+        self._entries.pop(instrument_id, None)
+        self._retired[instrument_id] = (tenant, at)
+
+    def _not_registered(self, reading: Reading) -> Rejection:
+        retired = self._retired.get(reading.instrument_id)
+        if retired is not None and retired[0] == reading.tenant:
+            return Admission._reject(
+                reading,
+                RejectReason.INSTRUMENT_RETIRED,
+                f"instrument {reading.instrument_id!r} was retired on {_moment(retired[1])}: "
+                "its readings are refused",
+            )
         # The same reason and detail whether the instrument does not exist or belongs to
         # another tenant: nothing here may tell one tenant what another has.
         return Admission._reject(

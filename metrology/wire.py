@@ -80,6 +80,8 @@ class RejectReason(StrEnum):
     """Not registered for the topic's tenant (whether it exists elsewhere is not told)."""
     INSTRUMENT_ELSEWHERE = "instrument_elsewhere"
     """Registered for the topic's tenant, at another site."""
+    INSTRUMENT_RETIRED = "instrument_retired"
+    """Registered for the topic's tenant and retired: its readings are refused from then on."""
     GATEWAY_MISMATCH = "gateway_mismatch"
     """Registered at the topic's site with another gateway (and gateways do not share)."""
     UNKNOWN_UNIT = "unknown_unit"

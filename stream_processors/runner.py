@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from metrology.assessment import HealthSnapshot, StatusChange
+from metrology.calibration import CalibrationHistory
 from metrology.fleet import Fleet
+from metrology.instrument import InstrumentSpec
 from metrology.reading import Reading
 from stream_processors.context import InstrumentContext
 from stream_processors.describe import describe
@@ -22,6 +24,7 @@ from stream_processors.keyed import (
     complete_peer_references,
     instrument_contexts,
     peer_groups,
+    policy_with_rule,
     step_readings,
 )
 from stream_processors.peers import PeerBoard
@@ -43,6 +46,32 @@ class FleetProcessor:
         self._peer_group = peer_groups(fleet.instruments)
         self._board = PeerBoard()
         self.watermark: float | None = None
+        self._policy_for = policy_for
+
+    def put_instrument(self, spec: InstrumentSpec, calibrations: CalibrationHistory) -> None:
+        """Process ``spec``'s readings from now on: a newly registered instrument, or a changed
+        registration (its state carries over; a new certificate starts a new period by itself)."""
+        policy = self._policy_for
+        if policy is None:
+            policy = ProcessingPolicy()
+        elif not isinstance(policy, ProcessingPolicy):
+            policy = policy(spec.instrument_id)
+        instrument_id = spec.instrument_id
+        self.contexts[instrument_id] = InstrumentContext(
+            spec, calibrations, policy_with_rule(policy, spec)
+        )
+        self.states.setdefault(instrument_id, InstrumentState())
+        self._peer_group.pop(instrument_id, None)
+        self._peer_group.update(peer_groups({instrument_id: spec}))
+
+    def put_calibrations(self, instrument_id: str, calibrations: CalibrationHistory) -> None:
+        """Correct ``instrument_id``'s readings with ``calibrations`` from now on (each
+        certificate applies from its calibration date)."""
+        context = self.contexts.get(instrument_id)
+        if context is not None:
+            self.contexts[instrument_id] = InstrumentContext(
+                context.spec, calibrations, context.policy
+            )
 
     def process(self, readings: Iterable[Reading]) -> ProcessorOutput:
         """Process admitted readings (registered units), in order; returns what they produced."""

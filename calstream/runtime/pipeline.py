@@ -41,6 +41,7 @@ from calstream.runtime.journal import (
     encode_batch,
 )
 from calstream.runtime.observability import PipelineMetrics
+from calstream.runtime.registry_sync import RegistrySync
 from ingest.admission import Admission
 from ingest.intake import take_batch
 from ingest.subscriber import DurableSubscriber, InboundMessage
@@ -130,6 +131,7 @@ class Pipeline:
         ledger: InHandLedger | None = None,
         crash_on: bytes | None = None,
         alerts: AlertChannel | None = None,
+        registry: RegistrySync | None = None,
     ) -> None:
         self.subscriber = subscriber
         self.admission = admission
@@ -164,6 +166,9 @@ class Pipeline:
         self._full_logged_at = -60.0
         self.alerts: AlertChannel = alerts or MqttAlerts(subscriber)
         """Where the status changes of committed batches go (default: the MQTT alert topic)."""
+        self.registry = registry
+        """Applies registry changes between batches (new instruments, certificates, retirements)."""
+        self._registry_failing_since: float | None = None
         self.ledger = ledger
         """Records what is in hand before it is processed (poison-message immunity)."""
         self._crash_on = crash_on
@@ -230,6 +235,8 @@ class Pipeline:
         are acknowledged only after their batch is committed.
         """
         messages = self.subscriber.get_batch(self._max_messages, timeout, self._linger_s)
+        if self.registry is not None:  # after the wait: what was registered before it counts
+            self._sync_registry()
         if not messages:
             return 0
         counters = self.counters
@@ -247,6 +254,20 @@ class Pipeline:
             if triage.ordinary:
                 self._handle(triage.ordinary)
         return counters.received - received_before
+
+    def _sync_registry(self) -> None:
+        """Apply registry changes; a registry that does not answer delays them, nothing else."""
+        assert self.registry is not None
+        try:
+            self.registry.poll()
+        except StorageError as exc:
+            if self._registry_failing_since is None:
+                self._registry_failing_since = time.monotonic()
+                log.warning("registry changes not applied (%s); trying again", exc)
+        else:
+            if self._registry_failing_since is not None:
+                log.warning("registry answers again: changes applied")
+                self._registry_failing_since = None
 
     def _handle(self, messages: list[InboundMessage]) -> None:
         """Record the messages in hand, process them, and hand the batch to be committed."""

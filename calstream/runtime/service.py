@@ -20,6 +20,7 @@ from calstream.runtime.in_hand import InHandLedger
 from calstream.runtime.journal import Journal
 from calstream.runtime.observability import serve
 from calstream.runtime.pipeline import Pipeline
+from calstream.runtime.registry_sync import RegistrySync
 from calstream.runtime.tuning import tune_garbage_collector
 from calstream.servers.embedded import EmbeddedBroker
 from calstream.servers.mosquitto import DEPLOY_MOSQUITTO_CONF, MosquittoDaemon, mosquitto_binary
@@ -151,6 +152,9 @@ class Service:
             ledger=ledger,
             crash_on=settings.fault_crash_on.encode() if settings.fault_crash_on else None,
         )
+        # What the API registered in earlier runs is known before the first reading.
+        pipeline.registry = RegistrySync(self.store, pipeline.admission, pipeline.processor)
+        pipeline.registry.poll(force=True)
         if journal is not None and not journal.empty:
             # What an earlier run journalled goes to the store before anything newer.
             depth = journal.depth
@@ -172,7 +176,7 @@ class Service:
             log.warning("metrics and health on %s/metrics, /healthz, /readyz", endpoints.url)
         log.warning(
             "calstream running: %d instruments, broker %s:%d, store %s",
-            len(self.fleet.instruments),
+            len(pipeline.processor.contexts),
             host,
             port,
             describe_store(settings.store_url),

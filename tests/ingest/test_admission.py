@@ -131,10 +131,27 @@ def test_the_checks_follow_a_registry_entry_that_changes() -> None:
     admission = Admission(instruments)
     admitted, _ = admit(reading("PT-1", "kPa", 150.0, seq=1), admission=admission)
     assert [r.value for r in admitted] == [150.0]  # inside -100 .. 200
-    instruments["PT-1"] = replace(instruments["PT-1"], measuring_range=MeasuringRange(0, 10))
+    admission.register(replace(instruments["PT-1"], measuring_range=MeasuringRange(0, 10)))
     admitted, (rejection,) = admit(reading("PT-1", "kPa", 150.0, seq=2), admission=admission)
     assert admitted == [] and rejection.reason is RejectReason.IMPLAUSIBLE_VALUE
     assert "-10.0 .. 20.0 kPa" in rejection.detail
+
+
+def test_a_retired_instrument_is_refused_saying_so_to_its_tenant_only() -> None:
+    admission = Admission({"PT-1": spec("PT-1", "kPa")})
+    admitted, _ = admit(reading("PT-1", "kPa", 1.0, seq=1), admission=admission)
+    assert len(admitted) == 1
+    admission.retire("PT-1", "acme", 1_780_000_000.0)
+    admitted, (rejection,) = admit(reading("PT-1", "kPa", 1.0, seq=2), admission=admission)
+    assert admitted == [] and rejection.reason is RejectReason.INSTRUMENT_RETIRED
+    assert "retired on 2026-05-28T20:26:40" in rejection.detail
+    other = reading("PT-1", "kPa", 1.0, seq=3)._replace(tenant="globex")
+    admitted, (rejection,) = admit(other, admission=admission)
+    assert rejection.reason is RejectReason.UNKNOWN_INSTRUMENT
+    assert "retired" not in rejection.detail
+    admission.register(spec("PT-1", "kPa"))
+    admitted, _ = admit(reading("PT-1", "kPa", 1.0, seq=4), admission=admission)
+    assert len(admitted) == 1
 
 
 def test_a_timestamp_that_iso_cannot_write_is_still_described() -> None:
