@@ -430,23 +430,6 @@ def test_a_reading_admission_fails_on_is_refused_alone() -> None:
     assert taken.received == 2
 
 
-def test_a_registry_lookup_that_raises_refuses_each_reading_with_intake_error() -> None:
-    class Unreachable(dict[str, Any]):
-        """A registry that cannot answer (every lookup raises)."""
-
-        def get(self, key: str, default: Any = None) -> Any:
-            raise ConnectionError("registry unreachable")
-
-    taken = take(
-        Admission(Unreachable()), message("acme", "plant-a", "gw-01", entry(), entry(seq=2)), NOW
-    )
-    assert taken.readings == []
-    assert reasons(taken) == [
-        ("intake_error", "admission failed: ConnectionError: registry unreachable", "X-1"),
-        ("intake_error", "admission failed: ConnectionError: registry unreachable", "X-1"),
-    ]
-
-
 def test_an_admission_that_raises_before_its_readings_refuses_them_all_in_one_letter() -> None:
     policy = AdmissionPolicy(max_age_days="ten years")  # type: ignore[arg-type]  # a defect
     taken = take(
