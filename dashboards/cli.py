@@ -1,4 +1,10 @@
-"""``calstream dashboards``: export the generated dashboards, or push them to a Grafana."""
+"""``calstream dashboards``: export the generated dashboards, push them to a Grafana, create the
+tenants' organisations there.
+
+``calstream dashboards provision`` (the tenants' organisations, from the registry) is
+registered beside these by the command line (``calstream.cli.grafana_tenants``): it reads the
+registry, which the dashboards do not import.
+"""
 
 from __future__ import annotations
 
@@ -52,23 +58,70 @@ def export_command(
 def push_command(
     url: Annotated[str, typer.Option("--url", help="Grafana base URL, e.g. http://localhost:3000")],
     token: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--token",
             envvar="GRAFANA_TOKEN",
-            help="Service account token with Editor rights (or GRAFANA_TOKEN).",
+            help="Service account token with Editor rights (or GRAFANA_TOKEN): pushes the "
+            "dashboards.",
         ),
-    ],
+    ] = None,
     flavour: FlavourOption = FlavourChoice.ALL,
+    organisations: Annotated[
+        Path | None,
+        typer.Option(
+            "--organisations",
+            exists=True,
+            dir_okay=False,
+            help="organisations.yaml of `calstream dashboards provision`: create the tenants' "
+            "organisations and have Grafana read its provisioning files again (instead of "
+            "pushing dashboards).",
+        ),
+    ] = None,
+    user: Annotated[
+        str | None,
+        typer.Option(
+            "--user", envvar="GRAFANA_USER", help="Grafana server admin (for --organisations)."
+        ),
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            "--password",
+            envvar="GRAFANA_PASSWORD",
+            help="Its password (or GRAFANA_PASSWORD).",
+        ),
+    ] = None,
 ) -> None:
-    """Save the dashboards in a running Grafana (needs: pip install 'calstream\\[grafana]')."""
-    from dashboards.build import selected
-    from dashboards.push import PushError, push
+    """Save the dashboards in a running Grafana, or create the tenants' organisations there
+    (needs: pip install 'calstream\\[grafana]')."""
+    from dashboards.errors import DashboardError
 
+    console = Console(stderr=True)
     try:
+        if organisations is not None:
+            from dashboards.organisations import read_manifest
+            from dashboards.push import push_organisations
+
+            if not (user and password):
+                console.print(
+                    "[bold red]error:[/] --organisations needs a Grafana server admin: --user "
+                    "and --password (or GRAFANA_USER and GRAFANA_PASSWORD)"
+                )
+                raise typer.Exit(2)
+            planned = read_manifest(organisations.read_text(encoding="utf-8"))
+            for done in push_organisations(url, (user, password), planned):
+                typer.echo(f"{done.org_id}\t{done.tenant}\t{done.action}\t{done.name}")
+            return
+        if not token:
+            console.print("[bold red]error:[/] pushing dashboards needs --token (or GRAFANA_TOKEN)")
+            raise typer.Exit(2)
+        from dashboards.build import selected
+        from dashboards.push import push
+
         pushed = push(url, token, selected(flavour.value))
-    except PushError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}")
+    except DashboardError as exc:
+        console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     for dashboard in pushed:
         typer.echo(f"{dashboard.uid}\t{dashboard.folder_uid}\t{dashboard.url}")

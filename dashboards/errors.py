@@ -13,3 +13,9 @@ class UnknownQuery(DashboardError, KeyError):
 
 class PushError(DashboardError):
     """Grafana cannot be reached, refused the dashboards, or grafana-client is missing."""
+
+
+class ProvisioningError(DashboardError):
+    """The tenants' organisations cannot be provisioned as asked (no datasource to confine
+    them with, a tenant without its database, an unreadable organisations.yaml, or Grafana
+    numbering an organisation otherwise than the files)."""

@@ -30,6 +30,8 @@ drawing against the classes)::
     │   │   ├── InvalidDocumentError    the operation's document is invalid (every field named)
     │   │   └── AuthenticationError an unknown, revoked or expired token (one error for all)
     │   ├── UnsupportedQuery        this store cannot answer this query yet (InfluxDB series)
+    │   ├── BrokerAuthError         the broker's password file and ACL cannot be written as asked
+    │   ├── ReaderRolesError        tenants' read-only database roles or InfluxDB users refused
     │   └── LocalQueueError         a local queue's file cannot be opened, written or read
     │       ├── LocalQueueFull      the entry does not fit under max_bytes: refused, none dropped
     │       └── LocalQueueVersionError  another layout or entry format (refused, untouched)
@@ -41,7 +43,8 @@ drawing against the classes)::
     │           └── SpoolFull       the message does not fit under the spool's max_bytes
     ├── DashboardError              dashboards: a dashboard cannot be built or pushed
     │   ├── UnknownQuery            a panel names a query its flavour does not define
-    │   └── PushError               Grafana cannot be reached or refused the dashboards
+    │   ├── PushError               Grafana cannot be reached or refused the dashboards
+    │   └── ProvisioningError       tenants' organisations cannot be provisioned as asked
     └── ServiceError                calstream: the running service cannot go on as configured
         └── JournalError            the journal cannot be opened, written or read
             └── JournalFull         appending would exceed max_bytes: back-pressure instead

@@ -59,3 +59,13 @@ class AuthenticationError(RegistryError):
 
 class UnsupportedQuery(StorageError):
     """This store cannot answer this query (yet): the message says which store and which query."""
+
+
+class BrokerAuthError(StorageError):
+    """The broker's password file and ACL cannot be written as asked: a component without its
+    password, two users with one name, a malformed password file."""
+
+
+class ReaderRolesError(StorageError):
+    """The tenants' read-only database roles or InfluxDB users cannot be set up: the registry is
+    not PostgreSQL, two tenants map to one role name, or the server refused (its message given)."""

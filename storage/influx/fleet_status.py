@@ -31,10 +31,11 @@ class _Latest:
 
 @dataclass(slots=True)
 class FleetStatusPlan:
-    """The latest states a batch brings, and the ``fleet_status`` lines they call for."""
+    """The latest states a batch brings, and the ``fleet_status`` lines they call for, each
+    with its tenant (the sink writes a tenant's points to that tenant's database)."""
 
     latest: dict[str, _Latest] = field(default_factory=dict)
-    lines: list[str] = field(default_factory=list)
+    lines: list[tuple[str, str]] = field(default_factory=list)
 
 
 class FleetStatusCounts:
@@ -95,7 +96,8 @@ class FleetStatusCounts:
             counts = self._counts({**self._latest, **plan.latest}, changed)
             for tenant, site in sorted(changed):
                 at = nanoseconds(newest[(tenant, site)])
-                plan.lines.append(fleet_status_line(tenant, site, counts[(tenant, site)], at))
+                line = fleet_status_line(tenant, site, counts[(tenant, site)], at)
+                plan.lines.append((tenant, line))
         return plan
 
     def commit(self, plan: FleetStatusPlan) -> None:

@@ -1,7 +1,8 @@
 """Reading the series back: InfluxQL over ``/query``, or VictoriaMetrics' export API.
 
 - :class:`InfluxQLReader`: ``GET /query?db=&q=&epoch=ns`` (InfluxDB 1.x; 2.x and 3.x through
-  the bucket's DBRP mapping, authenticated by token). What the dashboards use, too.
+  the bucket's DBRP mapping, authenticated by token). What the dashboards use, too. With
+  ``per_tenant``, the counts read every tenant's database (``SHOW DATABASES``).
 - :class:`VictoriaMetricsReader`: VictoriaMetrics speaks PromQL, not InfluxQL, and keeps only
   numeric fields, as metrics ``{measurement}_{field}``; ``/api/v1/export`` returns every raw
   sample, after ``/internal/force_flush`` makes the last writes visible.
@@ -54,12 +55,12 @@ class InfluxQLReader:
         rp = self.target.retention_policy
         return f"{_quote(rp)}.{_quote(name)}" if rp else _quote(name)
 
-    def query(self, influxql: str) -> list[dict[str, Any]]:
-        """The ``series`` of the first statement's result (``[]`` when it has none)."""
+    def query(self, influxql: str, database: str | None = None) -> list[dict[str, Any]]:
+        """The ``series`` of the first statement's result (``[]`` when it has none), against
+        ``database`` (the target's by default)."""
+        db = database or self.target.database
         try:
-            response = self._client.get(
-                "/query", params={"db": self.target.database, "q": influxql, "epoch": "ns"}
-            )
+            response = self._client.get("/query", params={"db": db, "q": influxql, "epoch": "ns"})
         except httpx.TransportError as exc:
             raise StorageError(
                 f"InfluxDB at {self.target.redacted_url} cannot be queried: {exc}"
@@ -75,15 +76,28 @@ class InfluxQLReader:
             raise StorageError(f"InfluxQL {influxql!r} failed: {error}")
         return list(results[0].get("series") or [])
 
+    def databases(self) -> list[str]:
+        """The databases the series are in: the target's, or with ``per_tenant`` those of
+        ``<database>`` and every ``<database>_<tenant>`` the server has."""
+        base = self.target.database
+        if not self.target.per_tenant:
+            return [base]
+        names = [row[0] for s in self.query("SHOW DATABASES") for row in s.get("values") or []]
+        return sorted(n for n in names if n == base or n.startswith(f"{base}_"))
+
     def reading_count(self) -> int:
-        series = self.query(f'SELECT count("seq") FROM {self.measurement(READING)}')
-        return sum(int(row[1]) for s in series for row in s.get("values") or [])
+        total = 0
+        for database in self.databases():
+            series = self.query(f'SELECT count("seq") FROM {self.measurement(READING)}', database)
+            total += sum(int(row[1]) for s in series for row in s.get("values") or [])
+        return total
 
     def latest_statuses(self) -> list[LatestStatus]:
-        series = self.query(
+        statement = (
             f'SELECT last("status") FROM {self.measurement(HEALTH)} '
             'GROUP BY "tenant", "site", "instrument"'
         )
+        series = [s for database in self.databases() for s in self.query(statement, database)]
         latest = []
         for s in series:
             tags = s.get("tags") or {}

@@ -11,6 +11,10 @@ Back-pressure: at most ``in_flight`` chunks are serialised and not yet accepted;
 the next one waits for a slot, so a slow or absent server stops the caller instead of growing a
 buffer. Calls are serialised (one batch at a time): the ``fleet_status`` counts of a batch
 depend on those before it.
+
+With ``per_tenant`` (store URL option, v1), a batch is split by tenant and each part written to
+its tenant's database (:meth:`~storage.influx.target.InfluxTarget.database_of`), chunked as
+above; the batch is accepted once every part is.
 """
 
 from __future__ import annotations
@@ -19,13 +23,16 @@ import logging
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from metrology.assessment import HealthSnapshot
+from metrology.assessment import Assessment, HealthSnapshot, StatusChange
 from metrology.batch import OutputBatch
 from metrology.fleet import Fleet
+from metrology.reading import Reading
+from metrology.wire import DeadLetter
 from storage.errors import StorageError
 from storage.influx.fleet_status import FleetStatusCounts
 from storage.influx.points import ReadingSerialiser, alert_line, dead_letter_lines, health_lines
@@ -35,6 +42,17 @@ from storage.influx.target import InfluxTarget, parse_store_url
 from storage.influx.transport import ChunkWriter, chunk_writer, request_body
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Part:
+    """The points of one batch that go to one database."""
+
+    readings: list[tuple[Reading, Assessment]] = field(default_factory=list)
+    snapshots: list[HealthSnapshot] = field(default_factory=list)
+    changes: list[StatusChange] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    fleet_status: list[str] = field(default_factory=list)
 
 
 class _Cancelled(Exception):
@@ -124,7 +142,38 @@ class InfluxSink:
             self._counts.commit(plan)
             return points
 
-    def _chunks(self, batch: OutputBatch, fleet_status: list[str]) -> Iterator[Sequence[str]]:
+    def _parts(self, batch: OutputBatch, fleet_status: list[tuple[str, str]]) -> dict[str, _Part]:
+        """The batch by the database its points go to: one part, unless ``per_tenant``."""
+        target = self.target
+        if not target.per_tenant:
+            lines = [line for _, line in fleet_status]
+            whole = _Part(batch.readings, batch.snapshots, batch.changes, batch.dead_letters, lines)
+            return {target.database: whole}
+        parts: dict[str, _Part] = {}
+
+        def part(tenant: str | None) -> _Part:
+            return parts.setdefault(target.database_of(tenant), _Part())
+
+        for item in batch.readings:
+            part(item[0].tenant).readings.append(item)
+        for snapshot in batch.snapshots:
+            part(snapshot.tenant).snapshots.append(snapshot)
+        for change in batch.changes:
+            part(change.tenant).changes.append(change)
+        for dead in batch.dead_letters:
+            part(dead.tenant).dead_letters.append(dead)
+        for tenant, line in fleet_status:
+            part(tenant).fleet_status.append(line)
+        return parts
+
+    def _chunks(
+        self, batch: OutputBatch, fleet_status: list[tuple[str, str]]
+    ) -> Iterator[tuple[str, Sequence[str]]]:
+        for database, part in self._parts(batch, fleet_status).items():
+            for chunk in self._part_chunks(part):
+                yield database, chunk
+
+    def _part_chunks(self, batch: _Part) -> Iterator[Sequence[str]]:
         size = self.target.policy.chunk_lines
         readings = batch.readings
         lines: list[str] = []
@@ -139,16 +188,16 @@ class InfluxSink:
             if text is not None:
                 lines.append(text)
         lines.extend(dead_letter_lines(batch.dead_letters))
-        lines.extend(fleet_status)
+        lines.extend(batch.fleet_status)
         for start in range(0, len(lines), size):
             yield lines[start : start + size]
 
-    def _send(self, chunks: Iterable[Sequence[str]]) -> int:
+    def _send(self, chunks: Iterable[tuple[str, Sequence[str]]]) -> int:
         call = _Call()
         futures: list[Future[None]] = []
         points = 0
         try:
-            for chunk in chunks:  # serialised lazily: the next chunk while others are sent
+            for database, chunk in chunks:  # serialised lazily: the next while others are sent
                 if call.failed is not None:
                     break
                 # Back-pressure: wait for a slot; a failing chunk releases its slot, so this
@@ -158,7 +207,9 @@ class InfluxSink:
                     self._pending += 1
                 try:
                     data = request_body(chunk, self.target.policy.gzip)
-                    futures.append(self._pool.submit(self._send_chunk, call, data, len(chunk)))
+                    futures.append(
+                        self._pool.submit(self._send_chunk, call, database, data, len(chunk))
+                    )
                 except BaseException:
                     self._release()
                     raise
@@ -175,11 +226,11 @@ class InfluxSink:
             self._pending -= 1
         self._slots.release()
 
-    def _send_chunk(self, call: _Call, data: bytes, lines: int) -> None:
+    def _send_chunk(self, call: _Call, database: str, data: bytes, lines: int) -> None:
         def attempt() -> None:
             if call.failed is not None:
                 raise _Cancelled
-            self._writer.send(data)
+            self._writer.send(data, database)
 
         try:
             call_with_retries(attempt, self.target.policy.retry_s)
@@ -220,11 +271,12 @@ class InfluxSink:
         """Readings stored, each identity (instrument, time) once, read back from the server."""
         return self._reader.reading_count()
 
-    def query(self, influxql: str) -> list[dict[str, Any]]:
-        """InfluxQL against the target's database: the first statement's ``series``."""
+    def query(self, influxql: str, database: str | None = None) -> list[dict[str, Any]]:
+        """InfluxQL against ``database`` (the target's by default): the first statement's
+        ``series``."""
         if not isinstance(self._reader, InfluxQLReader):
             raise StorageError("VictoriaMetrics speaks no InfluxQL (reads=victoriametrics)")
-        return self._reader.query(influxql)
+        return self._reader.query(influxql, database)
 
     def close(self) -> None:
         if self._closed:

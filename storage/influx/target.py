@@ -9,6 +9,11 @@
 Options for either form (query parameters): ``chunk_lines``, ``in_flight``, ``senders``,
 ``retry_s``, ``timeout_s``, ``gzip``, ``reads`` (``influxql`` | ``victoriametrics``) and, for the
 v2 form, ``database`` (the DBRP database InfluxQL reads; defaults to the bucket).
+
+``per_tenant=true`` (v1 form): each tenant's points go to a database of their own,
+``<database>_<tenant>`` (:meth:`InfluxTarget.database_of`), so that a read-only InfluxDB user
+granted that database alone reads that tenant alone (:mod:`storage.influx.tenancy`); points of
+no tenant (dead letters refused before their tenant was known) go to ``<database>`` itself.
 """
 
 from __future__ import annotations
@@ -69,6 +74,14 @@ class InfluxTarget:
     token: str | None = field(default=None, repr=False)
     reads: Literal["influxql", "victoriametrics"] = "influxql"
     policy: WritePolicy = WritePolicy()
+    per_tenant: bool = False
+    """v1: one database per tenant, ``<database>_<tenant>`` (see the module docstring)."""
+
+    def database_of(self, tenant: str | None) -> str:
+        """The database a point of ``tenant`` is written to (``None``: no tenant known)."""
+        if not self.per_tenant or tenant is None:
+            return self.database
+        return tenant_database(self.database, tenant)
 
     def with_policy(self, **changes: object) -> InfluxTarget:
         return replace(self, policy=replace(self.policy, **changes))  # type: ignore[arg-type]
@@ -77,7 +90,23 @@ class InfluxTarget:
     def redacted_url(self) -> str:
         """For messages and logs: no password, no token."""
         where = self.database if self.api == "v1" else f"bucket {self.bucket}"
+        if self.per_tenant:
+            where = f"{where} and {self.database}_<tenant>"
         return f"{self.base_url} ({self.api} API, {where})"
+
+
+def tenant_database(base: str, tenant: str) -> str:
+    """``<base>_<tenant>``: one-to-one for a given base (tenant ids are never empty)."""
+    return f"{base}_{tenant}"
+
+
+def _flag(query: dict[str, list[str]], key: str) -> bool | None:
+    text = _one(query, key)
+    if text is None:
+        return None
+    if text.lower() not in ("true", "false", "1", "0"):
+        raise ValueError(f"store URL option {key}={text!r}: use true or false")
+    return text.lower() in ("true", "1")
 
 
 def _one(query: dict[str, list[str]], key: str) -> str | None:
@@ -97,11 +126,9 @@ def _policy(query: dict[str, list[str]], url: str) -> WritePolicy:
                 changes[key] = kind(text)
             except ValueError:
                 raise ValueError(f"store URL option {key}={text!r} is not a number") from None
-    gzip = _one(query, "gzip")
+    gzip = _flag(query, "gzip")
     if gzip is not None:
-        if gzip.lower() not in ("true", "false", "1", "0"):
-            raise ValueError(f"store URL option gzip={gzip!r}: use true or false")
-        changes["gzip"] = gzip.lower() in ("true", "1")
+        changes["gzip"] = gzip
     return WritePolicy(**changes)  # type: ignore[arg-type]
 
 
@@ -130,6 +157,12 @@ def parse_store_url(url: str) -> InfluxTarget:
         raise ValueError(f"store URL option reads={reads!r}: use one of {', '.join(READS)}")
     username = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password is not None else None
+    per_tenant = bool(_flag(query, "per_tenant"))
+    if per_tenant and (api != "v1" or reads != "influxql"):
+        raise ValueError(
+            "store URL option per_tenant=true is for InfluxDB 1.x (influxdb://...): one "
+            "database per tenant, each read by its own user"
+        )
     if api == "v1":
         database = unquote(parts.path.strip("/"))
         if not database or "/" in database:
@@ -146,6 +179,7 @@ def parse_store_url(url: str) -> InfluxTarget:
             password=password,
             reads=reads,  # type: ignore[arg-type]
             policy=policy,
+            per_tenant=per_tenant,
         )
     else:
         org, bucket, token = _one(query, "org"), _one(query, "bucket"), _one(query, "token")

@@ -49,8 +49,9 @@ def request_body(lines: Sequence[str], gzipped: bool) -> bytes:
 
 
 class ChunkWriter(Protocol):
-    def send(self, data: bytes) -> None:
-        """Post ``data`` (a :func:`request_body`) once; raise Retryable or StorageError."""
+    def send(self, data: bytes, database: str | None = None) -> None:
+        """Post ``data`` (a :func:`request_body`) once, to ``database`` (v1; None: the
+        target's); raise Retryable or StorageError."""
 
     def close(self) -> None: ...
 
@@ -90,19 +91,22 @@ class V1Writer:
             timeout=policy.timeout_s,
             limits=httpx.Limits(max_connections=policy.senders + 2),
         )
-        self._params = {"db": target.database, "precision": "ns"}
+        self._params = {"precision": "ns"}
         if target.retention_policy:
             self._params["rp"] = target.retention_policy
         self._headers = {"Content-Type": "text/plain; charset=utf-8"}
         if policy.gzip:
             self._headers["Content-Encoding"] = "gzip"
-        self._created_database = False
+        self._created: set[str] = set()
+        """Databases this writer created (once each: a second 'not found' is a refusal)."""
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes, database: str | None = None) -> None:
+        database = database or self.target.database
         try:
             response = self._client.post(
-                "/write", params=self._params, content=data, headers=self._headers
-            )
+                "/write", params={**self._params, "db": database}, content=data,
+                headers=self._headers,
+            )  # fmt: skip
         except httpx.TransportError as exc:
             raise Retryable(f"{type(exc).__name__}: {exc}") from exc
         status = response.status_code
@@ -110,15 +114,20 @@ class V1Writer:
             return
         if status in RETRYABLE_STATUS:
             raise _retryable(status, response.text, response.headers.get("Retry-After"))
-        if status == 404 and "database not found" in response.text and not self._created_database:
-            self._created_database = True
-            self.create_database()
+        if (
+            status == 404
+            and "database not found" in response.text
+            and database not in self._created
+        ):
+            self._created.add(database)
+            self.create_database(database)
             raise Retryable("database created; writing again", retry_after=0.0)
         raise refusal(self.target, status, response.text)
 
-    def create_database(self) -> None:
+    def create_database(self, database: str | None = None) -> None:
         """``CREATE DATABASE`` (idempotent; needs an admin user when authentication is on)."""
-        name = self.target.database.replace("\\", "\\\\").replace('"', '\\"')
+        database = database or self.target.database
+        name = database.replace("\\", "\\\\").replace('"', '\\"')
         try:
             response = self._client.post("/query", data={"q": f'CREATE DATABASE "{name}"'})
         except httpx.TransportError as exc:
@@ -148,7 +157,8 @@ class V2Writer:
         self._service = WriteService(self._client.api_client)
         self._encoding = {"content_encoding": "gzip"} if policy.gzip else {}
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes, database: str | None = None) -> None:
+        # The v2 form has one bucket (a store URL with per_tenant is refused for it).
         try:
             self._service.post_write(
                 org=self.target.org,

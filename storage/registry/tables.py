@@ -20,6 +20,12 @@ migration adds triggers that refuse UPDATE and DELETE on them, on SQLite and Pos
 ``contracts`` say which provider serves which client, with what scope and when;
 ``tenant_clients`` keeps the pairs that have (or had) a contract, for the dashboards' client
 lists. ``api_tokens`` keeps a SHA-256 digest of each token's secret, never the secret.
+
+``broker_credentials`` holds the MQTT login of each gateway and of each calibration provider's
+alert reader: the user name and mosquitto's PBKDF2-SHA512 hash of the password (``$7$...``),
+never the password (:mod:`storage.registry.broker_access`). ``reader_roles`` maps the database
+login roles of the tenants' dashboards to their tenant: PostgreSQL's row-level security policies
+read it (:mod:`storage.registry.row_security`).
 """
 
 from __future__ import annotations
@@ -280,6 +286,36 @@ registry_changes = Table(
     Column("operation", Text, nullable=False),
     Column("tenant", Text),
     Column("key", Text, nullable=False),
+)
+
+broker_credentials = Table(
+    "broker_credentials",
+    metadata,
+    Column("username", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("tenant", Text, nullable=False),
+    Column("site", Text),
+    Column("gateway_id", Text),
+    Column("password_hash", Text, nullable=False),
+    Column("issued_at", Float, nullable=False),
+    Column("issued_by", Text, nullable=False),
+    ForeignKeyConstraint(["tenant"], ["tenants.tenant_id"]),
+    # A provider's login names no gateway: a key with NULL columns is not checked (MATCH SIMPLE).
+    ForeignKeyConstraint(
+        ["tenant", "site", "gateway_id"],
+        ["gateways.tenant", "gateways.site", "gateways.gateway_id"],
+        name="fk_broker_credentials_gateways",
+    ),
+    UniqueConstraint("tenant", "site", "gateway_id", "kind"),
+)
+
+reader_roles = Table(
+    "reader_roles",
+    metadata,
+    Column("role_name", Text, primary_key=True),
+    Column("tenant", Text, nullable=False),
+    ForeignKeyConstraint(["tenant"], ["tenants.tenant_id"]),
+    UniqueConstraint("tenant"),
 )
 
 APPEND_ONLY_TABLES: tuple[str, ...] = ("registry_audit", "registry_changes")

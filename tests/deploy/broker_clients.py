@@ -28,11 +28,11 @@ def passwd_users() -> list[str]:
     return [line.split(":", 1)[0] for line in DEPLOY_PASSWD.read_text().splitlines() if line]
 
 
-def acl_rules() -> dict[str, set[tuple[str, str]]]:
-    """user -> {(access, topic filter)} of the shipped ACL file."""
+def acl_rules(text: str | None = None) -> dict[str, set[tuple[str, str]]]:
+    """user -> {(access, topic filter)} of an ACL file's text (the shipped one by default)."""
     rules: dict[str, set[tuple[str, str]]] = {}
     user = None
-    for line in DEPLOY_ACL.read_text().splitlines():
+    for line in (DEPLOY_ACL.read_text() if text is None else text).splitlines():
         words = line.split()
         if not words or words[0].startswith("#"):
             continue

@@ -28,9 +28,9 @@ from storage.sqlite_store import SqliteStore
 from tests.storage.conftest import T0
 
 EXPECTED_TABLES = {
-    "alerts", "api_tokens", "calibration_curve_points", "calibrations", "contracts",
-    "dead_letters", "gateways", "instrument_state", "instruments", "registry_audit",
-    "registry_changes", "sites", "tenant_clients", "tenants",
+    "alerts", "api_tokens", "broker_credentials", "calibration_curve_points", "calibrations",
+    "contracts", "dead_letters", "gateways", "instrument_state", "instruments", "reader_roles",
+    "registry_audit", "registry_changes", "sites", "tenant_clients", "tenants",
 }  # fmt: skip
 REVISION_0001_DUMP = Path(__file__).parent / "data" / "store-registry-0001.sql"
 """An embedded store written by calstream before the registry operations (registry revision
@@ -68,8 +68,9 @@ def test_the_migrations_ship_inside_the_package() -> None:
     assert sorted(p.name for p in (folder / "versions").glob("*.py")) == [
         "0001_registry_tables.py",
         "0002_registry_operations.py",
+        "0003_broker_credentials_and_reader_roles.py",
     ]
-    assert head_revision() == "0002"
+    assert head_revision() == "0003"
     assert set(REGISTRY_TABLES) == EXPECTED_TABLES
 
 
@@ -78,7 +79,7 @@ def test_upgrade_to_head_on_an_empty_database_matches_the_tables(empty_database:
         assert current_revision(connection) is None
         assert upgrade(connection) == head_revision()
     with empty_database.connect() as connection:
-        assert current_revision(connection) == "0002"
+        assert current_revision(connection) == "0003"
         assert set(inspect(connection).get_table_names()) == {*EXPECTED_TABLES, "alembic_version"}
         # What `alembic check` reports: the migrated schema and the definitions do not differ.
         assert schema_differences(connection) == []
@@ -90,7 +91,7 @@ def test_upgrade_is_idempotent_and_downgrade_removes_everything(empty_database: 
     with empty_database.begin() as connection:
         upgrade(connection)
     with empty_database.begin() as connection:
-        assert upgrade(connection) == "0002"
+        assert upgrade(connection) == "0003"
         command.downgrade(alembic_config(connection=connection), "base")
     with empty_database.connect() as connection:
         assert set(inspect(connection).get_table_names()) <= {"alembic_version"}
@@ -165,7 +166,7 @@ def _check_migrated_fleet(url: str, before: dict[str, list[tuple[object, ...]]])
     from tests.storage.conftest import fleet_document
 
     with SqlRegistry(url) as registry:
-        assert registry.revision == "0002"
+        assert registry.revision == "0003"
         assert registry.registered_instruments() == 6
         assert registry.alert_count() == 1
         assert registry.calibration_history("acme-n-TT-003").records[1].interval_days == 180.0
@@ -211,7 +212,7 @@ def test_an_embedded_store_of_revision_0001_opens_and_migrates(revision_0001_sto
         assert [s.status.value for s in store.snapshots()] == ["DRIFTING"]
     engine = create_engine(f"sqlite:///{path}")
     with engine.connect() as connection:
-        assert current_revision(connection) == "0002"
+        assert current_revision(connection) == "0003"
         assert schema_differences(connection) == []
         # The series tables and the view over instruments (altered in place) still read.
         rows = connection.execute(
@@ -279,3 +280,44 @@ def test_the_audit_trail_and_the_change_log_are_append_only(empty_database: Engi
             for t in ("registry_audit", "registry_changes")
         ]
     assert counts == [1, 1]
+
+
+def test_revision_0003_adds_broker_credentials_and_reader_roles_beside_the_data(
+    empty_database: Engine,
+) -> None:
+    """A registry at 0002 with a tenant, a site and a gateway: 0003 adds the two tables, empty,
+    and keeps every row; downgrading to 0002 removes exactly those two tables."""
+    rows = (
+        "INSERT INTO tenants (tenant_id, name, kind, shared_gateways) "
+        "VALUES ('acme', 'ACME', 'manufacturer', false)",
+        "INSERT INTO sites (tenant, site_id, name) VALUES ('acme', 'north', 'North')",
+        "INSERT INTO gateways (tenant, site, gateway_id, description, created_at) "
+        "VALUES ('acme', 'north', 'gw-01', 'roof', 1.5)",
+    )
+    with empty_database.begin() as connection:
+        command.upgrade(alembic_config(connection=connection), "0002")
+        for statement in rows:
+            connection.execute(text(statement))
+    with empty_database.begin() as connection:
+        assert upgrade(connection) == "0003"
+    with empty_database.connect() as connection:
+        assert schema_differences(connection) == []
+        for table in ("broker_credentials", "reader_roles"):
+            assert connection.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one() == 0
+        assert connection.execute(text("SELECT * FROM gateways")).all() == [
+            ("acme", "north", "gw-01", "roof", 1.5, None)
+        ]
+        keys = inspect(connection).get_foreign_keys("broker_credentials")
+        assert sorted((k["referred_table"], tuple(k["constrained_columns"])) for k in keys) == [
+            ("gateways", ("tenant", "site", "gateway_id")),
+            ("tenants", ("tenant",)),
+        ]
+    with empty_database.begin() as connection:
+        command.downgrade(alembic_config(connection=connection), "0002")
+    with empty_database.connect() as connection:
+        assert current_revision(connection) == "0002"
+        names = set(inspect(connection).get_table_names())
+        assert names == EXPECTED_TABLES - {"broker_credentials", "reader_roles"} | {
+            "alembic_version"
+        }
+        assert connection.execute(text("SELECT COUNT(*) FROM gateways")).scalar_one() == 1

@@ -15,10 +15,10 @@ from storage.schema import SCHEMA_VERSION
 from storage.sqlite_store import SqliteStore
 
 TABLES = {
-    "alembic_version", "alerts", "api_tokens", "calibration_curve_points", "calibrations",
-    "contracts", "dead_letters", "gateways", "instrument_state", "instruments", "readings",
-    "registry_audit", "registry_changes", "residuals", "schema_version", "sites",
-    "tenant_clients", "tenants",
+    "alembic_version", "alerts", "api_tokens", "broker_credentials", "calibration_curve_points",
+    "calibrations", "contracts", "dead_letters", "gateways", "instrument_state", "instruments",
+    "reader_roles", "readings", "registry_audit", "registry_changes", "residuals",
+    "schema_version", "sites", "tenant_clients", "tenants",
 }  # fmt: skip
 
 
