@@ -148,6 +148,66 @@ class Settings(BaseSettings):
         description="fault injection for the tests, never for production: the pipeline "
         "process kills itself (SIGKILL) when it takes a message whose payload contains this text",
     )
+    # --- scale-out engine: workers and forwarders (docs/scaling.md) ---
+    worker_batch_records: Annotated[int, Field(ge=1)] = Field(
+        default=500, description="most readings records a worker takes into one store write"
+    )
+    worker_linger_s: Annotated[float, Field(gt=0)] = Field(
+        default=0.5,
+        description="longest a worker waits for a batch to fill before it processes and stores it",
+    )
+    worker_state_every_s: Annotated[float, Field(gt=0)] = Field(
+        default=1.0,
+        description="how often a worker stores the latest states and writes the changed key "
+        "states to its tables (then acknowledges the records to Kafka)",
+    )
+    worker_clock_tick_s: Annotated[float, Field(gt=0)] = Field(
+        default=10.0,
+        description="how often the leading worker asks every partition to re-evaluate OFFLINE "
+        "and due dates",
+    )
+    worker_session_timeout_s: Annotated[float, Field(ge=3)] = Field(
+        default=15.0,
+        description="how long the workers' group waits for a worker that stopped answering "
+        "(a crash, kill -9) before its partitions go to the others",
+    )
+    worker_client_id: str | None = Field(
+        default=None,
+        description="MQTT client id of a worker's alert connection; default "
+        "calstream-worker-<hostname>-<pid>",
+    )
+    ingest_fault_crash_after_forward: str | None = Field(
+        default=None,
+        description="fault injection for the tests, never for production: a forwarder kills "
+        "itself (SIGKILL) once Kafka has the records of a message whose payload contains this "
+        "text, before the broker hears the message acknowledged",
+    )
+    # --- HTTP API (docs/api.md) ---
+    api_host: str = Field(
+        default="127.0.0.1",
+        description="address the HTTP API listens on (`calstream run`, `calstream api`)",
+    )
+    api_port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        default=8080,
+        description="port of the HTTP API (0: `calstream run` serves none)",
+    )
+    api_url: str | None = Field(
+        default=None,
+        description="a running API the registry commands (`calstream tenants|sites|...`) talk "
+        "to, http://host:8080; unset: they act on the store directly, as the local principal",
+    )
+    api_token: SecretStr | None = Field(
+        default=None, description="the API token the registry commands present to api_url"
+    )
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_url(cls, value: str | None) -> str | None:
+        if value:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"api_url {value!r} is not an HTTP URL like http://host:8080")
+        return value or None
 
     @property
     def in_hand_path(self) -> Path:

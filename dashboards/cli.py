@@ -93,8 +93,9 @@ def push_command(
         ),
     ] = None,
 ) -> None:
-    """Save the dashboards in a running Grafana, or create the tenants' organisations there
-    (needs: pip install 'calstream\\[grafana]')."""
+    """Save the dashboards (or the tenants' organisations) in a running Grafana.
+
+    Needs: pip install 'calstream\\[grafana]'."""
     from dashboards.errors import DashboardError
 
     console = Console(stderr=True)

@@ -12,8 +12,7 @@ Every command runs as the local principal on the registry the settings name
 (``CALSTREAM_STORE``, and ``CALSTREAM_REGISTRY`` beside an InfluxDB store).
 
 ``app`` is the ``broker-auth`` group; :func:`gateway_credentials` and :func:`retire_gateway` join
-the registry's ``gateways`` group (:mod:`calstream.cli.gateways`), and ``gateways_app`` holds the
-two of them alone.
+the registry's ``gateways`` group (:mod:`calstream.cli.gateways`).
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ __all__ = [
     "app",
     "export",
     "gateway_credentials",
-    "gateways_app",
     "provider_credentials",
     "retire_gateway",
 ]
@@ -48,14 +46,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-gateways_app = typer.Typer(
-    name="gateways",
-    help="Edge gateways' broker logins: issue credentials, retire a gateway.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
 ReasonOption = Annotated[
     str | None, typer.Option("--reason", help="Why (kept in the registry's audit trail).")
 ]
@@ -190,7 +180,6 @@ def provider_credentials(
     _print_issued(issued.username, issued.password)
 
 
-@gateways_app.command("credentials")
 def gateway_credentials(
     gateway: GatewayArgument,
     reason: ReasonOption = None,
@@ -211,7 +200,6 @@ def gateway_credentials(
     _print_issued(issued.username, issued.password)
 
 
-@gateways_app.command("retire")
 def retire_gateway(
     gateway: GatewayArgument,
     reason: Annotated[str, typer.Option("--reason", help="Why (required; audited).")],

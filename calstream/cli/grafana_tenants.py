@@ -120,9 +120,10 @@ def grafana_roles(
     influxdb_user_prefix: UserPrefixOption = "calstream_reader",
     store_option: StoreOption = None,
 ) -> None:
-    """Create or update each tenant's read-only database role (PostgreSQL registry, row-level
-    security) and InfluxDB user (one database per tenant); revoke what a contract no longer
-    grants."""
+    """Create or update each tenant's read-only database role and InfluxDB user.
+
+    The PostgreSQL registry's row-level security reads the role; the InfluxDB user reads one
+    database per tenant. What a contract no longer grants is revoked."""
     from calstream.wiring import store_for
     from storage.influx.tenancy import sync_readers
     from storage.registry.row_security import reader_password, sync_reader_roles
@@ -204,8 +205,10 @@ def provision(
     influxdb_user_prefix: UserPrefixOption = "calstream_reader",
     store_option: StoreOption = None,
 ) -> None:
-    """Write Grafana provisioning for one organisation per tenant: datasources reading that
-    tenant's data only (a provider's: its clients' under contracts in force), and dashboards."""
+    """Write Grafana provisioning: one organisation per tenant, its datasources and dashboards.
+
+    A tenant's datasources read its own data only (a provider's: its clients' under contracts
+    in force)."""
     from sqlalchemy.engine import make_url
 
     from calstream.wiring import store_for

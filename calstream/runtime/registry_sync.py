@@ -2,8 +2,10 @@
 
 Every registry operation appends to the registry's change log (a sequence number, the kind of
 entity and its key; :meth:`storage.registry.operations.RegistryOperations.changes_since`). The
-embedded pipeline polls the log between batches (every ``every_s``) and reloads what changed,
-from the registry as it is now (not from the log's payload, so replaying the log is harmless):
+embedded pipeline polls the log between batches (every ``every_s``, and before the next batch
+after a change committed in this process, such as one made through the API it serves) and
+reloads what changed, from the registry as it is now (not from the log's payload, so replaying
+the log is harmless):
 
 - an instrument registered or changed: admission takes its readings from then on, and the
   fleet processor runs `step` for it with its new registration (its state carries over);
@@ -56,10 +58,15 @@ class RegistrySync:
         self._every_s = every_s
         self._clock = clock
         self._next_at = 0.0
+        self._operations.on_commit(self.due_now)
         self.seq = 0
         """The last change applied."""
         self.applied = 0
         """Changes applied since start (the metrics report it)."""
+
+    def due_now(self) -> None:
+        """The next poll applies changes at once (a change was committed in this process)."""
+        self._next_at = 0.0
 
     def poll(self, force: bool = False) -> int:
         """Apply the changes since the last poll when one is due; returns how many."""

@@ -1,7 +1,8 @@
 """`calstream run`: the pipeline as a long-running service against a broker.
 
-Durable session under a fixed client id, fleet registered in the store at start, statistics in
-the log every ``report_every_s``, and a clean stop on SIGTERM or SIGINT: the batch in hand is
+Durable session under a fixed client id, fleet registered in the store at start, the HTTP API
+served on the same store (``CALSTREAM_API_PORT``), statistics in the log every
+``report_every_s``, and a clean stop on SIGTERM or SIGINT: the batch in hand is
 written and acknowledged, latest states are stored, and the broker keeps everything not yet
 acknowledged for the next start.
 """
@@ -14,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from calstream.errors import ServiceError
 from calstream.runtime.in_hand import InHandLedger
@@ -29,6 +31,9 @@ from calstream.wiring import pipeline_for, store_for, subscriber_for
 from ingest.errors import BrokerUnavailable
 from ingest.importers.fleet_file import read_fleet
 from storage.select import describe_store
+
+if TYPE_CHECKING:
+    from calstream.api.server import ApiServer
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +179,7 @@ class Service:
         )
         if endpoints is not None:
             log.warning("metrics and health on %s/metrics, /healthz, /readyz", endpoints.url)
+        api = self._serve_api()
         log.warning(
             "calstream running: %d instruments, broker %s:%d, store %s",
             len(pipeline.processor.contexts),
@@ -201,6 +207,8 @@ class Service:
                     " (full: back-pressure)" if pipeline.journal_is_full else "",
                 )
         finally:
+            if api is not None:
+                api.stop()
             if endpoints is not None:
                 endpoints.stop()
             pipeline.stop()
@@ -225,6 +233,32 @@ class Service:
 
     def request_stop(self) -> None:
         self._stop.set()
+
+    def _serve_api(self) -> ApiServer | None:
+        """The HTTP API on this process's store (CALSTREAM_API_HOST/PORT; port 0: none).
+
+        A port that is taken is logged and the pipeline runs on without the API, as it does
+        without its metrics endpoint.
+        """
+        settings = self.settings
+        if not settings.api_port:
+            return None
+        from calstream.api import create_app
+        from calstream.api.server import ApiServer
+
+        try:
+            server = ApiServer(create_app(self.store), settings.api_host, settings.api_port)
+            server.start()
+        except (OSError, TimeoutError) as exc:
+            log.warning(
+                "API not started on %s:%d: %s (set CALSTREAM_API_PORT to a free port, or 0)",
+                settings.api_host,
+                settings.api_port,
+                exc,
+            )
+            return None
+        log.warning("API on %s (OpenAPI document at %s/v1/openapi.json)", server.url, server.url)
+        return server
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         log.warning(

@@ -861,6 +861,15 @@ class RegistryOperations:
     def __init__(self, transact: Transact, clock: Callable[[], float] = time.time) -> None:
         self._transact = transact
         self.clock = clock
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_commit(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after each change this object commits (in this process).
+
+        The running pipeline listens, so a change made through the API it serves applies to the
+        next batch, not after its next poll of the change log.
+        """
+        self._listeners.append(listener)
 
     def _change(
         self, principal: Principal, what: str, work: Callable[[_Act], _T], *, fleet: bool = False
@@ -870,7 +879,10 @@ class RegistryOperations:
             at = self.clock()
             return work(_Act(connection, load_scope(connection, principal, at), at, fleet))
 
-        return self._transact(what, run, write=True)
+        result = self._transact(what, run, write=True)
+        for listener in self._listeners:
+            listener()
+        return result
 
     def _read(self, what: str, work: Callable[[Connection], _T]) -> _T:
         return self._transact(what, work, write=False)
@@ -1019,6 +1031,14 @@ class RegistryOperations:
         return self._read("list tokens", lambda c: token_list(c, scope, tenant))
 
     # --- reads of the registry itself ---
+
+    def instrument(self, scope: Scope, instrument_id: str) -> InstrumentRecord:
+        """One registered instrument (retired ones too), if the scope reads its tenant; outside
+        the scope refused as one that does not exist (:func:`scoped.missing`)."""
+        return self._read(
+            "instrument",
+            lambda c: InstrumentRecord.from_row(scoped.visible_instrument(c, scope, instrument_id)),
+        )
 
     def tenants(self, scope: Scope) -> list[TenantRecord]:
         return self._read("tenants", lambda c: scoped.tenant_list(c, scope))

@@ -22,6 +22,7 @@ import pytest
 from broker_clients import PIPELINE, Probe, acl_rules, wait_until
 from typer.testing import CliRunner
 
+from calstream.cli import app as cli
 from calstream.cli import broker_auth
 from calstream.servers.mosquitto import (
     DEPLOY_ACL,
@@ -313,7 +314,7 @@ def test_a_retired_gateway_and_a_replaced_password_stop_logging_in_after_the_rel
 
 def test_credentials_and_retirement_from_the_command_line(exported: Fixture) -> None:
     store = ["--store", f"sqlite:///{exported.db}"]
-    issued = runner.invoke(broker_auth.gateways_app, ["credentials", "initech/hq/gw-01", *store])
+    issued = runner.invoke(cli, ["gateways", "credentials", "initech/hq/gw-01", *store])
     assert issued.exit_code == 0, issued.output
     user, password = issued.stdout.strip().split("\t")
     assert user == "initech-hq-gw-01" and len(password) == 43
@@ -328,7 +329,7 @@ def test_credentials_and_retirement_from_the_command_line(exported: Fixture) -> 
     assert not mosquitto_verify(exported.passwords["provider-calprov"], hashes[provider_user])
 
     retired = runner.invoke(
-        broker_auth.gateways_app, ["retire", "initech/hq/gw-01", "--reason", "moved", *store]
+        cli, ["gateways", "retire", "initech/hq/gw-01", "--reason", "moved", *store]
     )
     assert retired.exit_code == 0, retired.output
     assert retired.stdout.strip() == "initech/hq/gw-01\tretired"
@@ -340,7 +341,7 @@ def test_credentials_and_retirement_from_the_command_line(exported: Fixture) -> 
         (["credentials", "initech/hq/gw-99", *store], "initech/hq/gw-99 is not registered"),
         (["retire", "acme/north/gw-01", *store], "Missing option '--reason'"),
     ):
-        refused = runner.invoke(broker_auth.gateways_app, args)
+        refused = runner.invoke(cli, ["gateways", *args])
         assert refused.exit_code == 2, args
         assert message in " ".join(refused.output.split()), refused.output
     missing = runner.invoke(

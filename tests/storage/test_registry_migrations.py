@@ -69,8 +69,11 @@ def test_the_migrations_ship_inside_the_package() -> None:
         "0001_registry_tables.py",
         "0002_registry_operations.py",
         "0003_broker_credentials_and_reader_roles.py",
+        "0004_dead_letter_replays.py",
+        "0005_alerts.py",
+        "0006_certificate_traceability.py",
     ]
-    assert head_revision() == "0003"
+    assert head_revision() == "0006"
     assert set(REGISTRY_TABLES) == EXPECTED_TABLES
 
 
@@ -79,7 +82,7 @@ def test_upgrade_to_head_on_an_empty_database_matches_the_tables(empty_database:
         assert current_revision(connection) is None
         assert upgrade(connection) == head_revision()
     with empty_database.connect() as connection:
-        assert current_revision(connection) == "0003"
+        assert current_revision(connection) == "0006"
         assert set(inspect(connection).get_table_names()) == {*EXPECTED_TABLES, "alembic_version"}
         # What `alembic check` reports: the migrated schema and the definitions do not differ.
         assert schema_differences(connection) == []
@@ -91,7 +94,7 @@ def test_upgrade_is_idempotent_and_downgrade_removes_everything(empty_database: 
     with empty_database.begin() as connection:
         upgrade(connection)
     with empty_database.begin() as connection:
-        assert upgrade(connection) == "0003"
+        assert upgrade(connection) == "0006"
         command.downgrade(alembic_config(connection=connection), "base")
     with empty_database.connect() as connection:
         assert set(inspect(connection).get_table_names()) <= {"alembic_version"}
@@ -166,7 +169,7 @@ def _check_migrated_fleet(url: str, before: dict[str, list[tuple[object, ...]]])
     from tests.storage.conftest import fleet_document
 
     with SqlRegistry(url) as registry:
-        assert registry.revision == "0003"
+        assert registry.revision == "0006"
         assert registry.registered_instruments() == 6
         assert registry.alert_count() == 1
         assert registry.calibration_history("acme-n-TT-003").records[1].interval_days == 180.0
@@ -212,7 +215,7 @@ def test_an_embedded_store_of_revision_0001_opens_and_migrates(revision_0001_sto
         assert [s.status.value for s in store.snapshots()] == ["DRIFTING"]
     engine = create_engine(f"sqlite:///{path}")
     with engine.connect() as connection:
-        assert current_revision(connection) == "0003"
+        assert current_revision(connection) == "0006"
         assert schema_differences(connection) == []
         # The series tables and the view over instruments (altered in place) still read.
         rows = connection.execute(
@@ -299,7 +302,7 @@ def test_revision_0003_adds_broker_credentials_and_reader_roles_beside_the_data(
         for statement in rows:
             connection.execute(text(statement))
     with empty_database.begin() as connection:
-        assert upgrade(connection) == "0003"
+        assert upgrade(connection) == "0006"
     with empty_database.connect() as connection:
         assert schema_differences(connection) == []
         for table in ("broker_credentials", "reader_roles"):

@@ -1,0 +1,2 @@
+"""Alerts as objects with a lifecycle: one per instrument and condition, and the notifications
+they send (:mod:`metrology.alerts.notification`)."""
